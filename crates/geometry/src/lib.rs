@@ -1,0 +1,232 @@
+//! Mesh parsing and analysis: the bytes of a customer's model in, the numbers the
+//! price is made of out. Pure: no I/O, no async, no allocation before limits are checked.
+//!
+//! CONTRACT used by the pricing worker (crates/pricing) and the CLI — keep these
+//! names and meanings; add fields freely.
+
+use serde::Serialize;
+
+pub mod analysis;
+mod detect;
+mod mesh;
+mod num;
+mod obj;
+mod ply;
+mod stl;
+mod text;
+mod threemf;
+
+pub use analysis::analyze_mesh;
+pub use mesh::Mesh;
+
+/// A model file format, detected from the content, never from a file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    StlBinary,
+    StlAscii,
+    Obj,
+    Ply,
+    ThreeMf,
+}
+
+impl Format {
+    /// Short human name: "binary STL", "ASCII STL", "OBJ", "PLY", "3MF".
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::StlBinary => "binary STL",
+            Format::StlAscii => "ASCII STL",
+            Format::Obj => "OBJ",
+            Format::Ply => "PLY",
+            Format::ThreeMf => "3MF",
+        }
+    }
+}
+
+/// Limits checked before work is done.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub max_triangles: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 256 * 1024 * 1024,
+            max_triangles: 2_000_000,
+        }
+    }
+}
+
+/// Everything the price and the checks need to know about one model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub format: Format,
+    pub triangles: u64,
+    /// Distinct positions after welding identical coordinates.
+    pub vertices: u64,
+    /// Signed volume in mm³ (negative when the model is inside-out).
+    pub volume_mm3: f64,
+    pub area_mm2: f64,
+    pub bbox_min: [f64; 3],
+    pub bbox_max: [f64; 3],
+    /// Connected shells (edge-connected components after welding).
+    pub shells: u64,
+    /// Edges used by exactly one triangle.
+    pub boundary_edges: u64,
+    /// Edges used by more than two triangles.
+    pub nonmanifold_edges: u64,
+    /// Triangles with (near-)zero area.
+    pub degenerate_triangles: u64,
+    /// Manifold edges whose two triangles run the same way (winding flipped).
+    pub inconsistent_edges: u64,
+    /// The model as a whole is inside-out (its signed volume is negative).
+    pub inverted: bool,
+    /// Closed inside-out shells inside a solid: hollows, already subtracted.
+    pub voids: u64,
+    /// Shells taken for gemstones (see [`ShellKind::Stone`] for the rule).
+    pub stones: u64,
+    /// Volume of material other than stones, mm³: solids minus voids, with
+    /// inside-out shells counted positive.
+    pub metal_volume_mm3: f64,
+    /// Volume of the shells taken for stones, mm³.
+    pub stone_volume_mm3: f64,
+    /// Per-shell measures, at most [`analysis::MAX_LISTED_SHELLS`] (largest first
+    /// when cut; a `ShellListTruncated` warning says so).
+    pub shell_details: Vec<Shell>,
+    /// Things the customer or operator should know; none stops pricing by itself.
+    pub warnings: Vec<Warning>,
+}
+
+/// One edge-connected shell of the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shell {
+    pub triangles: u64,
+    /// Signed volume in mm³ (negative for a void or an inside-out shell).
+    pub volume_mm3: f64,
+    pub area_mm2: f64,
+    pub bbox_min: [f64; 3],
+    pub bbox_max: [f64; 3],
+    /// Edges of this shell without a partner triangle.
+    pub open_edges: u64,
+    /// No open edges: the shell encloses a volume.
+    pub closed: bool,
+    /// Number of through-holes (a ring has 1), when the shell is closed.
+    pub genus: Option<u64>,
+    pub kind: ShellKind,
+}
+
+/// What a shell is, judged from its orientation, closure and nesting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellKind {
+    /// Closed, facing outwards.
+    Solid,
+    /// Closed, facing inwards, inside a solid: a hollow that subtracts.
+    Void,
+    /// Closed, facing inwards, inside nothing: an inside-out part.
+    Inverted,
+    /// Closed, facing outwards, inside another solid (overlapping material).
+    Nested,
+    /// A gemstone by this rule: in a model of several shells, a closed,
+    /// outward-facing, genus-0, convex shell with at least 8 facet planes and
+    /// at most a quarter of the volume of the largest solid.
+    Stone,
+    /// Has open edges: its volume is not meaningful.
+    Open,
+}
+
+/// A remark about the model, with an English message; callers translate by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    #[error("the model is inside-out (its faces point inwards); the volume was negative")]
+    InsideOut,
+    #[error("{count} shells are inside-out; their volume is counted as positive metal")]
+    InvertedShells { count: u64 },
+    #[error("the winding of the triangles is inconsistent on {edges} edges")]
+    InconsistentWinding { edges: u64 },
+    #[error("{count} shells are not closed ({open_edges} open edges); the volume is uncertain")]
+    OpenShells { count: u64, open_edges: u64 },
+    #[error("{count} edges are shared by more than two triangles")]
+    NonManifoldEdges { count: u64 },
+    #[error("{count} hollow voids inside the model are subtracted from its volume")]
+    Voids { count: u64 },
+    #[error("{count} shells lie inside other shells; their volume is counted twice")]
+    NestedShells { count: u64 },
+    #[error("{count} shells look like stones and are left out of the metal volume")]
+    Stones { count: u64 },
+    #[error("{count} triangles have zero area")]
+    DegenerateTriangles { count: u64 },
+    #[error("the model has {total} shells; only the {listed} largest are listed")]
+    ShellListTruncated { listed: u64, total: u64 },
+}
+
+impl Analysis {
+    /// Closed and manifold: every edge shared by exactly two triangles.
+    pub fn watertight(&self) -> bool {
+        self.boundary_edges == 0 && self.nonmanifold_edges == 0 && self.triangles > 0
+    }
+    /// Size of the bounding box in mm: [x, y, z].
+    pub fn bbox_size(&self) -> [f64; 3] {
+        [
+            self.bbox_max[0] - self.bbox_min[0],
+            self.bbox_max[1] - self.bbox_min[1],
+            self.bbox_max[2] - self.bbox_min[2],
+        ]
+    }
+}
+
+/// Why a file could not be analysed: each message is one a customer can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GeometryError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("file is not an STL/OBJ/PLY/3MF model ({found})")]
+    UnknownFormat { found: String },
+    #[error("{0} files are not supported yet")]
+    Unsupported(&'static str),
+    #[error("file is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("model has {found} triangles, more than the limit of {limit}")]
+    TooManyTriangles { found: u64, limit: u64 },
+    #[error("{format}: {message}")]
+    Malformed {
+        format: &'static str,
+        message: String,
+    },
+    #[error("the model contains no triangles")]
+    NoTriangles,
+}
+
+/// Detects the format from the content (and, for binary STL, the length).
+pub fn detect(bytes: &[u8]) -> Result<Format, GeometryError> {
+    detect::detect(bytes)
+}
+
+/// Parses a model into a welded, indexed mesh in millimetres, checking the
+/// limits before allocating.
+pub fn parse(bytes: &[u8], limits: &Limits) -> Result<(Format, Mesh), GeometryError> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(GeometryError::TooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_bytes,
+        });
+    }
+    let format = detect(bytes)?;
+    let mesh = match format {
+        Format::StlBinary => stl::parse_binary(bytes, limits)?,
+        Format::StlAscii => stl::parse_ascii(bytes, limits)?,
+        Format::Obj => obj::parse(bytes, limits)?,
+        Format::Ply => ply::parse(bytes, limits)?,
+        Format::ThreeMf => threemf::parse(bytes, limits)?,
+    };
+    Ok((format, mesh))
+}
+
+/// Parses and analyses a model.
+pub fn analyze(bytes: &[u8], limits: &Limits) -> Result<Analysis, GeometryError> {
+    let (format, mesh) = parse(bytes, limits)?;
+    Ok(analysis::analyze_mesh(&mesh, format))
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the geometry crate (one binary, several modules).
+
+mod common;
+mod errors;
+mod generated;
