@@ -3,8 +3,8 @@
 
 use crate::GeometryError;
 
-/// An indexed triangle mesh in millimetres. Positions are welded: two corners
-/// with bit-identical coordinates (−0 and +0 counted equal) share one index.
+/// An indexed triangle mesh in millimetres. Positions are welded: corners whose
+/// coordinates agree to 1e-8 mm share one index (the first one's coordinates).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Mesh {
     /// Distinct vertex positions (every one is used by at least one triangle
@@ -29,14 +29,22 @@ pub(crate) struct MeshBuilder {
     max_triangles: u64,
 }
 
+/// Welding grid: positions that round to the same multiple of 1e-8 mm (10 nm,
+/// far below any manufacturing tolerance) are one vertex. Exact duplicates
+/// always weld; so does float noise around zero such as 3e-9 vs 0, which CAD
+/// exporters leave and which would otherwise split an edge (this is also the
+/// rule trimesh's `merge_vertices` applies, so edge counts agree with it).
+const GRID: f64 = 1e8;
+/// Larger coordinates are refused (they cannot be millimetres of jewellery).
+pub(crate) const MAX_COORD: f64 = 1e10;
+
 #[inline]
 fn key(p: &[f64; 3]) -> [u64; 3] {
-    // Adding +0.0 turns -0.0 into +0.0, so both weld.
-    [
-        (p[0] + 0.0).to_bits(),
-        (p[1] + 0.0).to_bits(),
-        (p[2] + 0.0).to_bits(),
-    ]
+    p.map(|c| {
+        let y = c * GRID;
+        // Round half away from zero with a truncating cast (no libm call).
+        (y + 0.5f64.copysign(y)) as i64 as u64
+    })
 }
 
 #[inline]
@@ -74,7 +82,16 @@ impl MeshBuilder {
         p: [f64; 3],
         format: &'static str,
     ) -> Result<u32, GeometryError> {
-        if !(p[0].is_finite() && p[1].is_finite() && p[2].is_finite()) {
+        if !(p[0].abs() < MAX_COORD && p[1].abs() < MAX_COORD && p[2].abs() < MAX_COORD) {
+            if p.iter().all(|c| c.is_finite()) {
+                return Err(GeometryError::Malformed {
+                    format,
+                    message: format!(
+                        "a vertex coordinate ({} {} {}) is beyond 1e10; is the model in millimetres?",
+                        p[0], p[1], p[2]
+                    ),
+                });
+            }
             return Err(GeometryError::Malformed {
                 format,
                 message: format!(
@@ -134,14 +151,11 @@ impl MeshBuilder {
         }
     }
 
-    /// Triangles seen so far (stored or not).
-    pub(crate) fn seen(&self) -> u64 {
-        self.seen
-    }
-
-    /// Whether the triangle limit has been passed (parsers may stop early).
-    pub(crate) fn over_limit(&self) -> bool {
-        self.seen > self.max_triangles
+    /// Replaces the triangles with ones already indexed by this builder
+    /// (parsers that read all faces first).
+    pub(crate) fn set_triangles(&mut self, tris: Vec<[u32; 3]>) {
+        self.seen = tris.len() as u64;
+        self.triangles = tris;
     }
 
     /// The finished mesh, or the limit error with the full count.
@@ -172,6 +186,8 @@ mod tests {
         let a = b.vertex([0.0, 1.0, 2.0], "t").unwrap();
         let c = b.vertex([-0.0, 1.0, 2.0], "t").unwrap();
         let d = b.vertex([0.0, 1.0, 2.000001], "t").unwrap();
+        let e = b.vertex([3e-9, 1.0, 2.0], "t").unwrap();
+        assert_eq!(a, e, "noise below 1e-8 mm welds");
         assert_eq!(a, c);
         assert_ne!(a, d);
         for i in 0..1000 {
@@ -181,6 +197,7 @@ mod tests {
             assert_eq!(b.vertex([i as f64, 0.0, 0.0], "t").unwrap() as usize, i + 2);
         }
         assert!(b.vertex([f64::NAN, 0.0, 0.0], "t").is_err());
+        assert!(b.vertex([2e10, 0.0, 0.0], "t").is_err());
     }
 
     #[test]

@@ -73,11 +73,3 @@ pub(crate) fn shown(t: &[u8]) -> String {
     }
     out
 }
-
-/// Splits text into lines without their terminators (`\n`, `\r\n` or `\r`).
-pub(crate) fn lines(b: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    b.split(|&c| c == b'\n').enumerate().map(|(i, l)| {
-        let l = l.strip_suffix(b"\r").unwrap_or(l);
-        (i + 1, l)
-    })
-}
