@@ -3,4 +3,5 @@
 mod common;
 mod errors;
 mod generated;
+mod props;
 mod real;
