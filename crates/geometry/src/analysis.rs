@@ -185,10 +185,8 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let mut boundary_edges = 0u64;
     let mut nonmanifold_edges = 0u64;
     let mut inconsistent_edges = 0u64;
-    // Faces that end up with an unmatched edge (for per-shell open counts), and
-    // one face per unique edge (for per-shell edge counts / genus).
+    // Faces that end up with an unmatched edge (for per-shell open counts).
     let mut open_faces: Vec<u32> = Vec::new();
-    let mut edge_faces: Vec<u32> = Vec::with_capacity(start[nv] as usize / 2 + 1);
     let mut ring: Vec<(f64, u32)> = Vec::new();
     for lo in 0..nv {
         let bucket = &mut entries[start[lo] as usize..start[lo + 1] as usize];
@@ -203,7 +201,6 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
                 j += 1;
             }
             let run = &bucket[i..j];
-            edge_faces.push(run[0].1 >> 1);
             match run.len() {
                 1 => {
                     boundary_edges += 1;
@@ -304,10 +301,11 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         acc[label[f as usize] as usize].open += 1;
     }
     drop(open_faces);
-    for &f in &edge_faces {
-        acc[label[f as usize] as usize].edges += 1;
+    // A closed shell (triangles paired along every edge) has 3F/2 edges; the
+    // Euler characteristic, and so the genus, is only used for closed shells.
+    for s in &mut acc {
+        s.edges = (3 * s.triangles).div_ceil(2);
     }
-    drop(edge_faces);
     count_shell_vertices(tris, &label, nv, &mut acc);
 
     let kinds = classify(p, tris, &label, &acc);

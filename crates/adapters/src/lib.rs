@@ -1,0 +1,12 @@
+//! Infrastructure adapters: one port per concern, one implementation per backend,
+//! chosen by URL scheme. Services depend on the ports; the binary picks the backend.
+
+pub mod bus;
+pub mod cache;
+pub mod db;
+pub mod inbox;
+pub mod objects;
+pub mod outbox;
+
+pub use bus::{Bus, DeliveryError, Handler, QueueSpec};
+pub use db::{Backend, Db, Migration};

@@ -1,0 +1,191 @@
+//! Typed configuration: defaults → optional TOML file → `ALEXANDRITE_*`
+//! environment variables (`__` separates levels) → command-line flags.
+
+use domain::price::PricingRules;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub listen: String,
+    /// The embedded profile's files: SQLite databases, objects, the bus.
+    pub data_dir: PathBuf,
+    /// The address people use to reach the platform (printed at start).
+    pub public_url: Option<String>,
+    /// Secret the gateway signs caller identities with; generated into the data dir if unset.
+    #[serde(skip_serializing)]
+    pub identity_secret: Option<SecretString>,
+    /// Mark the session cookie Secure (serve behind HTTPS).
+    pub cookie_secure: bool,
+    /// Create demo accounts on the first start with empty data.
+    pub demo: bool,
+    pub crm: CrmSection,
+    pub mes: MesSection,
+    pub bus: BusSection,
+    pub pricing: PricingSection,
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrmSection {
+    /// Default: sqlite file `crm.sqlite` in the data dir.
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MesSection {
+    /// Default: sqlite file `mes.sqlite` in the data dir.
+    pub database_url: Option<String>,
+    /// Default: the directory `objects` in the data dir.
+    pub objects_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSection {
+    /// Default: the embedded bus, sqlite file `bus.sqlite` in the data dir.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricingSection {
+    /// Pricing jobs handled at once in this process.
+    pub workers: usize,
+    pub rules: PricingRules,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_upload_bytes: u64,
+    pub max_triangles: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            identity_secret: None,
+            cookie_secure: false,
+            demo: true,
+            crm: CrmSection::default(),
+            mes: MesSection::default(),
+            bus: BusSection::default(),
+            pricing: PricingSection::default(),
+            limits: LimitsSection::default(),
+        }
+    }
+}
+
+impl Default for PricingSection {
+    fn default() -> Self {
+        PricingSection {
+            workers: 2,
+            rules: PricingRules::default(),
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_triangles: 2_000_000,
+        }
+    }
+}
+
+fn sqlite_in(dir: &Path, file: &str) -> String {
+    adapters::db::sqlite_url(&dir.join(file))
+}
+
+impl Config {
+    /// Loads the layers; `file` is the optional TOML file.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            anyhow::ensure!(
+                f.exists(),
+                "configuration file {} does not exist",
+                f.display()
+            );
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(
+            Env::prefixed("ALEXANDRITE_")
+                .split("__")
+                .ignore(&["config"]),
+        );
+        fig.extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))
+    }
+
+    pub fn crm_database_url(&self) -> String {
+        self.crm
+            .database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_in(&self.data_dir, "crm.sqlite"))
+    }
+    pub fn mes_database_url(&self) -> String {
+        self.mes
+            .database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_in(&self.data_dir, "mes.sqlite"))
+    }
+    pub fn objects_url(&self) -> String {
+        self.mes
+            .objects_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("objects").display().to_string())
+    }
+    pub fn bus_url(&self) -> String {
+        self.bus
+            .url
+            .clone()
+            .unwrap_or_else(|| sqlite_in(&self.data_dir, "bus.sqlite"))
+    }
+
+    /// The identity secret: configured, or generated once into the data dir.
+    pub fn identity_secret(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(s) = &self.identity_secret {
+            return Ok(s.expose_secret().as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("identity.key");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            return Ok(existing.trim().as_bytes().to_vec());
+        }
+        let mut buf = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut buf);
+        let hexed = hex::encode(buf);
+        std::fs::write(&path, &hexed)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        Ok(hexed.into_bytes())
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn show(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("config serialises");
+        v["identity_secret"] = serde_json::json!(if self.identity_secret.is_some() {
+            "***"
+        } else {
+            "(generated in data_dir/identity.key)"
+        });
+        v["crm"]["database_url"] =
+            serde_json::json!(adapters::db::redact(&self.crm_database_url()));
+        v["mes"]["database_url"] =
+            serde_json::json!(adapters::db::redact(&self.mes_database_url()));
+        v["mes"]["objects_url"] = serde_json::json!(self.objects_url());
+        v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
+        serde_json::to_string_pretty(&v).expect("json")
+    }
+}

@@ -1,0 +1,10 @@
+//! The `alexandrite` binary's library: configuration, the all-in-one
+//! application and demo data, so integration tests can start the platform.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

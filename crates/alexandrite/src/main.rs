@@ -1,0 +1,185 @@
+//! `alexandrite`: parses the command line, sets up logging and starts roles.
+
+use alexandrite::telemetry::{self, Sink};
+use alexandrite::{Application, Config};
+use clap::{Parser, Subcommand};
+use crm::accounts::{Accounts, NewUser};
+use domain::Role;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Alexandrite: custom jewellery from a customer's 3D model to a shipped parcel.
+#[derive(Parser)]
+#[command(name = "alexandrite", version, about, long_about = None)]
+struct Cli {
+    /// The embedded profile's data directory (SQLite files, stored models, the bus).
+    #[arg(long, global = true, env = "ALEXANDRITE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file (see README: Configuration).
+    #[arg(long, global = true, env = "ALEXANDRITE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform: every service in this process (the default command).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:80.
+        #[arg(long, env = "ALEXANDRITE_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Manage people: customers, operators, managers.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage API keys for B2B clients and operators' programs.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the effective configuration (secrets masked).
+    Config,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a person who can log in.
+    Create {
+        #[arg(long, value_parser = ["customer", "operator", "manager"])]
+        role: String,
+        #[arg(long)]
+        email: String,
+        /// At least 8 characters.
+        #[arg(long)]
+        password: String,
+        /// Display name (default: the part of the email before '@').
+        #[arg(long)]
+        name: Option<String>,
+        /// B2B organisation the customer belongs to (its members share orders).
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key acting as this user; prints only the key, once.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = adapters::Db::connect(&config.crm_database_url(), crm::migrations()).await?;
+    Ok(Accounts::new(db))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load(&cli)?;
+    match cli.command.unwrap_or(Command::Serve { listen: None }) {
+        Command::Serve { listen } => {
+            telemetry::init(Sink::Stdout);
+            let mut config = config;
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let app = Application::build(&config).await?;
+            let url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", app.local_addr()));
+            println!(
+                "\nAlexandrite is running (embedded profile, data in {}):",
+                config.data_dir.display()
+            );
+            println!("  shop            {url}/");
+            println!("  my orders       {url}/account");
+            println!("  operator queue  {url}/mes");
+            println!("  CRM back office {url}/crm");
+            println!("  B2B API         {url}/api/v1/  (Authorization: Bearer <key>)");
+            match &app.demo {
+                Some(d) => println!("\n{}", d.text),
+                None => {
+                    let f = config.data_dir.join("demo-credentials.txt");
+                    if f.exists() {
+                        println!("\nDemo accounts: see {}", f.display());
+                    }
+                }
+            }
+            println!();
+            app.run_until_stopped().await
+        }
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    role,
+                    email,
+                    password,
+                    name,
+                    org,
+                },
+        } => {
+            telemetry::init(Sink::Stderr);
+            let role = Role::parse(&role).expect("clap checked the role");
+            let name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
+            let a = accounts(&config).await?;
+            let user = a
+                .create_user(NewUser {
+                    email: &email,
+                    name: &name,
+                    password: &password,
+                    role,
+                    org: org.as_deref(),
+                })
+                .await?;
+            println!(
+                "created {} {} ({})",
+                user.role.as_str(),
+                user.email,
+                user.user_id
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Create { email },
+        } => {
+            telemetry::init(Sink::Stderr);
+            let key = accounts(&config).await?.create_key(&email).await?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Config => {
+            println!("{}", config.show());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

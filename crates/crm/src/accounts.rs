@@ -1,0 +1,269 @@
+//! The one registry of people: customers (B2C or members of a B2B organisation),
+//! operators, managers; their passwords, browser sessions and API keys.
+
+use adapters::Db;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use async_trait::async_trait;
+use domain::{Caller, Role};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uuid::Uuid;
+
+/// How long a browser session lasts.
+const SESSION_DAYS: i64 = 30;
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("'{0}' is not an email address")]
+    BadEmail(String),
+    #[error("the password must be at least 8 characters long")]
+    ShortPassword,
+    #[error("the name must not be empty")]
+    EmptyName,
+    #[error("a user with email {0} already exists")]
+    Taken(String),
+    #[error("no user with email {0}")]
+    NoSuchUser(String),
+    #[error("API keys act for customers of a B2B organisation or for operators; {0} is a {1}")]
+    KeyNotAllowed(String, &'static str),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A new person to register.
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+    pub org: Option<&'a str>,
+}
+
+/// The registry, over the CRM's database.
+#[derive(Clone)]
+pub struct Accounts {
+    db: Db,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+fn caller_from_row(row: &sqlx::any::AnyRow) -> Result<Caller, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    let role: String = row.try_get("role")?;
+    Ok(Caller {
+        user_id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        role: Role::parse(&role).unwrap_or(Role::Customer),
+        org: row.try_get("org")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+    })
+}
+
+/// Normalises an email for lookup: trimmed, lower case.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Accounts {
+    pub fn new(db: Db) -> Self {
+        Accounts { db }
+    }
+
+    /// Registers a person. The password is stored only as an argon2 hash.
+    pub async fn create_user(&self, new: NewUser<'_>) -> Result<Caller, AccountError> {
+        let email = normalise_email(new.email);
+        let at = email.find('@');
+        if !matches!(at, Some(i) if i > 0 && email[i + 1..].contains('.') && !email.ends_with('.'))
+            || email.len() > 254
+        {
+            return Err(AccountError::BadEmail(new.email.trim().to_string()));
+        }
+        let name = new.name.trim();
+        if name.is_empty() {
+            return Err(AccountError::EmptyName);
+        }
+        if new.password.chars().count() < 8 {
+            return Err(AccountError::ShortPassword);
+        }
+        let password = new.password.to_string();
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::encode_b64(&{
+                let mut s = [0u8; 16];
+                rand::rng().fill_bytes(&mut s);
+                s
+            })
+            .expect("16 bytes is a valid salt");
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+        let id = Uuid::now_v7();
+        let org = new.org.map(str::trim).filter(|o| !o.is_empty());
+        let res = sqlx::query(
+            "INSERT INTO users (id, email, name, role, org, password_hash, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(&email)
+        .bind(name)
+        .bind(new.role.as_str())
+        .bind(org)
+        .bind(hash)
+        .bind(domain::to_ms(domain::now()))
+        .execute(self.db.pool())
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(AccountError::Taken(email));
+        }
+        Ok(Caller {
+            user_id: id,
+            role: new.role,
+            org: org.map(String::from),
+            name: name.to_string(),
+            email,
+        })
+    }
+
+    pub async fn count_users(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("n")
+    }
+
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<Caller>, sqlx::Error> {
+        let row = sqlx::query("SELECT id, email, name, role, org FROM users WHERE email = $1")
+            .bind(normalise_email(email))
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(caller_from_row).transpose()
+    }
+
+    /// Checks a password; the caller on success.
+    pub async fn verify_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<Caller>, AccountError> {
+        let row = sqlx::query(
+            "SELECT id, email, name, role, org, password_hash FROM users WHERE email = $1",
+        )
+        .bind(normalise_email(email))
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let hash: String = row.try_get("password_hash")?;
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+        if ok {
+            Ok(Some(caller_from_row(&row)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Opens a browser session; returns the cookie value (stored only as a hash).
+    pub async fn open_session(&self, user: &Caller) -> Result<String, sqlx::Error> {
+        let token = random_token(32);
+        let now = domain::to_ms(domain::now());
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind(sha256_hex(&token))
+            .bind(user.user_id.to_string())
+            .bind(now)
+            .bind(now + SESSION_DAYS * 86_400_000)
+            .execute(self.db.pool())
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn close_session(&self, token: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(sha256_hex(token))
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Issues an API key acting as the user; the key is returned once and stored as a hash.
+    pub async fn create_key(&self, email: &str) -> Result<String, AccountError> {
+        let user = self
+            .find_by_email(email)
+            .await?
+            .ok_or_else(|| AccountError::NoSuchUser(normalise_email(email)))?;
+        match user.role {
+            Role::Customer if user.org.is_none() => {
+                return Err(AccountError::KeyNotAllowed(
+                    user.email,
+                    "customer without an organisation",
+                ));
+            }
+            Role::Manager => return Err(AccountError::KeyNotAllowed(user.email, "manager")),
+            _ => {}
+        }
+        let key = format!("alx_{}", random_token(24));
+        sqlx::query("INSERT INTO api_keys (key_hash, prefix, user_id, created_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind(sha256_hex(&key))
+            .bind(&key[..12])
+            .bind(user.user_id.to_string())
+            .bind(domain::to_ms(domain::now()))
+            .execute(self.db.pool())
+            .await?;
+        Ok(key)
+    }
+}
+
+#[async_trait]
+impl web::Authenticator for Accounts {
+    async fn by_session(&self, token: &str) -> Option<Caller> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
+        )
+        .bind(sha256_hex(token))
+        .bind(domain::to_ms(domain::now()))
+        .fetch_optional(self.db.pool())
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "session lookup failed"))
+        .ok()??;
+        caller_from_row(&row).ok()
+    }
+
+    async fn by_api_key(&self, key: &str) -> Result<Caller, ()> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.key_hash = $1 AND k.revoked_at_ms IS NULL",
+        )
+        .bind(sha256_hex(key))
+        .fetch_optional(self.db.pool())
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "API key lookup failed"))
+        .map_err(|_| ())?;
+        row.as_ref().and_then(|r| caller_from_row(r).ok()).ok_or(())
+    }
+}

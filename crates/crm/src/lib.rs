@@ -1,0 +1,126 @@
+//! The CRM: customers, organisations, users and API keys; the customer-facing
+//! view of every order and its timeline; the shop and the back office.
+
+pub mod accounts;
+mod api;
+pub mod consumer;
+mod migrations;
+pub mod orders;
+mod shop;
+pub mod timeline;
+mod views;
+
+use accounts::Accounts;
+use adapters::outbox::Relay;
+use adapters::{Bus, Db};
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use orders::Orders;
+use std::sync::Arc;
+use web::IdentityKey;
+
+/// The CRM's schema migrations (for commands that open its database directly).
+pub fn migrations() -> &'static [adapters::Migration] {
+    migrations::MIGRATIONS
+}
+
+/// The CRM's settings.
+#[derive(Debug, Clone)]
+pub struct CrmConfig {
+    pub database_url: String,
+    /// Mark the session cookie `Secure` (behind HTTPS).
+    pub cookie_secure: bool,
+}
+
+/// What every CRM handler can reach.
+#[derive(Clone)]
+pub struct CrmState {
+    pub accounts: Accounts,
+    pub orders: Orders,
+    pub key: IdentityKey,
+    pub cookie_secure: bool,
+}
+
+impl FromRef<CrmState> for IdentityKey {
+    fn from_ref(s: &CrmState) -> IdentityKey {
+        s.key.clone()
+    }
+}
+
+/// The CRM service.
+pub struct Crm {
+    state: CrmState,
+    db: Db,
+    relay: Relay,
+    bus: Arc<dyn Bus>,
+}
+
+impl Crm {
+    /// Connects to the database (migrating it) and declares the CRM's queue.
+    pub async fn build(
+        config: &CrmConfig,
+        bus: Arc<dyn Bus>,
+        key: IdentityKey,
+    ) -> anyhow::Result<Crm> {
+        let db = Db::connect(&config.database_url, migrations::MIGRATIONS).await?;
+        bus.declare(&consumer::QUEUE).await?;
+        let relay = Relay::new(db.clone(), bus.clone(), "crm");
+        let state = CrmState {
+            accounts: Accounts::new(db.clone()),
+            orders: Orders::new(db.clone(), relay.clone()),
+            key,
+            cookie_secure: config.cookie_secure,
+        };
+        Ok(Crm {
+            state,
+            db,
+            relay,
+            bus,
+        })
+    }
+
+    pub fn accounts(&self) -> Accounts {
+        self.state.accounts.clone()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts the outbox relay and the event consumer.
+    pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let relay = tokio::spawn(self.relay.clone().run());
+        self.bus
+            .consume(
+                consumer::QUEUE.name,
+                1,
+                Arc::new(consumer::CrmConsumer {
+                    db: self.db.clone(),
+                }),
+            )
+            .await?;
+        Ok(relay)
+    }
+
+    /// The shop, the back office and `/api/v1/orders*`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(shop::home))
+            .route("/lang/{code}", get(shop::switch_lang))
+            .route("/login", get(shop::login_form).post(shop::login))
+            .route("/logout", post(shop::logout))
+            .route("/register", get(shop::register_form).post(shop::register))
+            .route("/account", get(shop::account))
+            .route("/account/orders/{id}", get(shop::order))
+            .route("/account/orders/{id}/confirm", post(shop::confirm))
+            .route("/account/orders/{id}/cancel", post(shop::cancel))
+            .route("/crm", get(shop::backoffice))
+            .route("/crm/orders/{id}", get(shop::backoffice_order))
+            .route("/api/v1/orders", get(api::list_orders))
+            .route("/api/v1/orders/{id}", get(api::get_order))
+            .route("/api/v1/orders/{id}/confirm", post(api::confirm))
+            .route("/api/v1/orders/{id}/cancel", post(api::cancel))
+            .with_state(self.state.clone())
+    }
+}

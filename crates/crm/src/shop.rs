@@ -1,0 +1,541 @@
+//! The shop's pages (register, log in, my orders, an order's quote and status)
+//! and the CRM back office for managers.
+
+use crate::CrmState;
+use crate::accounts::{AccountError, NewUser};
+use crate::api::{decision_error, get_fresh};
+use crate::orders::decode_cursor;
+use crate::views::OrderView;
+use askama::Template;
+use axum::Form;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use domain::{Caller, OrderId, OrderStatus, Role};
+use serde::Deserialize;
+use web::assets::{Frame, safe_next, urlencode};
+use web::identity::SESSION_COOKIE;
+use web::{Lang, MaybeCaller, Texts};
+
+fn render<T: Template>(status: StatusCode, page: T) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    t: &'static Texts,
+    frame: Frame,
+    title: String,
+    message: String,
+}
+
+fn message(status: StatusCode, frame: Frame, title: &str, msg: &str) -> Response {
+    render(
+        status,
+        MessagePage {
+            t: frame.t,
+            title: title.into(),
+            message: msg.into(),
+            frame,
+        },
+    )
+}
+
+fn path_of(uri: &OriginalUri) -> String {
+    uri.0
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into())
+}
+
+fn login_redirect(uri: &OriginalUri) -> Response {
+    Redirect::to(&format!("/login?next={}", urlencode(&path_of(uri)))).into_response()
+}
+
+/// Where a person lands after logging in.
+pub fn home_of(user: &Caller) -> &'static str {
+    match user.role {
+        Role::Customer => "/account",
+        Role::Operator => "/mes",
+        Role::Manager => "/crm",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    t: &'static Texts,
+    frame: Frame,
+}
+
+pub async fn home(lang: Lang, MaybeCaller(user): MaybeCaller, uri: OriginalUri) -> Response {
+    let frame = Frame::new(lang, user, path_of(&uri));
+    render(StatusCode::OK, HomePage { t: frame.t, frame })
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn switch_lang(
+    Path(code): Path<String>,
+    Query(q): Query<NextQuery>,
+    jar: CookieJar,
+) -> Response {
+    let lang = Lang::parse(&code).unwrap_or(Lang::Ru);
+    let cookie = Cookie::build(("lang", lang.code()))
+        .path("/")
+        .max_age(time::Duration::days(365))
+        .same_site(SameSite::Lax);
+    (jar.add(cookie), Redirect::to(&safe_next(q.next.as_deref()))).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    t: &'static Texts,
+    frame: Frame,
+    error: String,
+    email: String,
+    next: String,
+}
+
+pub async fn login_form(
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let frame = Frame::new(lang, user, path_of(&uri));
+    let next = q.next.unwrap_or_default();
+    render(
+        StatusCode::OK,
+        LoginPage {
+            t: frame.t,
+            frame,
+            error: String::new(),
+            email: String::new(),
+            next,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn session_cookie(state: &CrmState, token: String) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.cookie_secure)
+        .max_age(time::Duration::days(30))
+        .build()
+}
+
+pub async fn login(
+    State(state): State<CrmState>,
+    lang: Lang,
+    jar: CookieJar,
+    uri: OriginalUri,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, web::ApiError> {
+    match state
+        .accounts
+        .verify_password(&f.email, &f.password)
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        Some(user) => {
+            let token = state.accounts.open_session(&user).await?;
+            let dest = if f.next.starts_with('/') {
+                safe_next(Some(&f.next))
+            } else {
+                home_of(&user).to_string()
+            };
+            tracing::info!(user_id = %user.user_id, "logged in");
+            Ok((jar.add(session_cookie(&state, token)), Redirect::to(&dest)).into_response())
+        }
+        None => {
+            let frame = Frame::new(lang, None, path_of(&uri));
+            let page = LoginPage {
+                t: frame.t,
+                error: frame.t.login_failed.into(),
+                email: f.email,
+                next: f.next,
+                frame,
+            };
+            Ok(render(StatusCode::UNAUTHORIZED, page))
+        }
+    }
+}
+
+pub async fn logout(
+    State(state): State<CrmState>,
+    jar: CookieJar,
+) -> Result<Response, web::ApiError> {
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        state.accounts.close_session(c.value()).await?;
+    }
+    Ok((
+        jar.remove(Cookie::build(SESSION_COOKIE).path("/")),
+        Redirect::to("/"),
+    )
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage {
+    t: &'static Texts,
+    frame: Frame,
+    error: String,
+    email: String,
+    name: String,
+}
+
+pub async fn register_form(
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+) -> Response {
+    let frame = Frame::new(lang, user, path_of(&uri));
+    render(
+        StatusCode::OK,
+        RegisterPage {
+            t: frame.t,
+            frame,
+            error: String::new(),
+            email: String::new(),
+            name: String::new(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    email: String,
+    name: String,
+    password: String,
+}
+
+pub async fn register(
+    State(state): State<CrmState>,
+    lang: Lang,
+    jar: CookieJar,
+    uri: OriginalUri,
+    Form(f): Form<RegisterForm>,
+) -> Result<Response, web::ApiError> {
+    let new = NewUser {
+        email: &f.email,
+        name: &f.name,
+        password: &f.password,
+        role: Role::Customer,
+        org: None,
+    };
+    let t = lang.texts();
+    let error = match state.accounts.create_user(new).await {
+        Ok(user) => {
+            let token = state.accounts.open_session(&user).await?;
+            tracing::info!(user_id = %user.user_id, "customer registered");
+            return Ok((
+                jar.add(session_cookie(&state, token)),
+                Redirect::to("/upload"),
+            )
+                .into_response());
+        }
+        Err(AccountError::Taken(_)) => t.register_failed_taken,
+        Err(AccountError::ShortPassword) => t.register_failed_short,
+        Err(AccountError::BadEmail(_)) => t.register_failed_email,
+        Err(AccountError::EmptyName) => t.register_failed_name,
+        Err(e) => return Err(web::ApiError::Internal(e.into())),
+    };
+    let frame = Frame::new(lang, None, path_of(&uri));
+    Ok(render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        RegisterPage {
+            t,
+            frame,
+            error: error.into(),
+            email: f.email,
+            name: f.name,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    t: &'static Texts,
+    frame: Frame,
+    orders: Vec<OrderView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn account(
+    State(state): State<CrmState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, web::ApiError> {
+    let Some(user) = user else {
+        return Ok(login_redirect(&uri));
+    };
+    if user.role != Role::Customer {
+        return Ok(Redirect::to(home_of(&user)).into_response());
+    }
+    let cursor = q.cursor.as_deref().and_then(decode_cursor);
+    let page = state.orders.list(&user, None, cursor, 25).await?;
+    let t = lang.texts();
+    let orders = page.orders.iter().map(|o| OrderView::new(o, t)).collect();
+    let frame = Frame::new(lang, Some(user), path_of(&uri));
+    Ok(render(
+        StatusCode::OK,
+        AccountPage {
+            t,
+            frame,
+            orders,
+            next_cursor: page.next_cursor,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    t: &'static Texts,
+    frame: Frame,
+    o: OrderView,
+    error: String,
+    backoffice: bool,
+    back_href: &'static str,
+}
+
+async fn order_page(
+    state: &CrmState,
+    lang: Lang,
+    user: Caller,
+    uri: &OriginalUri,
+    id: &str,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, web::ApiError> {
+    let backoffice = user.role == Role::Manager;
+    let frame = Frame::new(lang, Some(user.clone()), path_of(uri));
+    let Ok(id) = id.parse::<OrderId>() else {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            frame,
+            lang.texts().error_title,
+            lang.texts().not_found,
+        ));
+    };
+    let Some(order) = get_fresh(state, &user, id).await? else {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            frame,
+            lang.texts().error_title,
+            lang.texts().not_found,
+        ));
+    };
+    let t = lang.texts();
+    let page = OrderPage {
+        t,
+        o: OrderView::new(&order, t),
+        frame,
+        error,
+        backoffice,
+        back_href: if backoffice { "/crm" } else { "/account" },
+    };
+    Ok(render(status, page))
+}
+
+pub async fn order(
+    State(state): State<CrmState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+) -> Result<Response, web::ApiError> {
+    let Some(user) = user else {
+        return Ok(login_redirect(&uri));
+    };
+    if user.role == Role::Operator {
+        return Ok(Redirect::to(&format!("/mes/orders/{id}")).into_response());
+    }
+    order_page(&state, lang, user, &uri, &id, String::new(), StatusCode::OK).await
+}
+
+async fn decide(
+    state: CrmState,
+    lang: Lang,
+    user: Option<Caller>,
+    uri: OriginalUri,
+    id: String,
+    confirm: bool,
+) -> Result<Response, web::ApiError> {
+    let Some(user) = user else {
+        return Ok(login_redirect(&uri));
+    };
+    let Ok(oid) = id.parse::<OrderId>() else {
+        return order_page(
+            &state,
+            lang,
+            user,
+            &uri,
+            &id,
+            String::new(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    };
+    let result = if confirm {
+        state.orders.confirm(&user, oid).await
+    } else {
+        state.orders.cancel(&user, oid).await
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/account/orders/{oid}")).into_response()),
+        Err(e) => {
+            let err = decision_error(e);
+            let status = err.status();
+            let text = match (&err, lang) {
+                (
+                    web::ApiError::Conflict {
+                        details: Some(d), ..
+                    },
+                    Lang::Ru,
+                ) => format!(
+                    "Действие недоступно: заказ сейчас в статусе «{}».",
+                    lang.texts()
+                        .status(d["current_status"].as_str().unwrap_or(""))
+                ),
+                (
+                    web::ApiError::Conflict {
+                        details: Some(d), ..
+                    },
+                    Lang::En,
+                ) => format!(
+                    "Not possible: the order is now {}.",
+                    lang.texts()
+                        .status(d["current_status"].as_str().unwrap_or(""))
+                ),
+                _ => err.to_string(),
+            };
+            let path = OriginalUri(format!("/account/orders/{oid}").parse().unwrap_or_default());
+            order_page(&state, lang, user, &path, &id, text, status).await
+        }
+    }
+}
+
+pub async fn confirm(
+    State(state): State<CrmState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+) -> Result<Response, web::ApiError> {
+    decide(state, lang, user, uri, id, true).await
+}
+
+pub async fn cancel(
+    State(state): State<CrmState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+) -> Result<Response, web::ApiError> {
+    decide(state, lang, user, uri, id, false).await
+}
+
+#[derive(Template)]
+#[template(path = "backoffice.html")]
+struct BackofficePage {
+    t: &'static Texts,
+    frame: Frame,
+    orders: Vec<OrderView>,
+    statuses: Vec<(&'static str, &'static str, bool)>,
+    selected: String,
+    next_cursor: Option<String>,
+}
+
+fn manager_only(lang: Lang, user: Option<Caller>, uri: &OriginalUri) -> Result<Caller, Response> {
+    match user {
+        None => Err(login_redirect(uri)),
+        Some(u) if u.role == Role::Manager => Ok(u),
+        Some(u) => {
+            let t = lang.texts();
+            Err(message(
+                StatusCode::FORBIDDEN,
+                Frame::new(lang, Some(u), path_of(uri)),
+                t.error_title,
+                t.forbidden,
+            ))
+        }
+    }
+}
+
+pub async fn backoffice(
+    State(state): State<CrmState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, web::ApiError> {
+    let user = match manager_only(lang, user, &uri) {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let status = q.status.as_deref().and_then(OrderStatus::parse);
+    let cursor = q.cursor.as_deref().and_then(decode_cursor);
+    let page = state.orders.list(&user, status, cursor, 50).await?;
+    let t = lang.texts();
+    let page = BackofficePage {
+        t,
+        orders: page.orders.iter().map(|o| OrderView::new(o, t)).collect(),
+        statuses: OrderStatus::ALL
+            .iter()
+            .map(|s| (s.as_str(), t.status(s.as_str()), Some(*s) == status))
+            .collect(),
+        selected: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        next_cursor: page.next_cursor,
+        frame: Frame::new(lang, Some(user), path_of(&uri)),
+    };
+    Ok(render(StatusCode::OK, page))
+}
+
+pub async fn backoffice_order(
+    State(state): State<CrmState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+) -> Result<Response, web::ApiError> {
+    let user = match manager_only(lang, user, &uri) {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    order_page(&state, lang, user, &uri, &id, String::new(), StatusCode::OK).await
+}

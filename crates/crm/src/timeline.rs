@@ -1,0 +1,74 @@
+//! The order's journey as the CRM keeps it: every status with its time and actor.
+
+use adapters::Db;
+use domain::events::Actor;
+use domain::{OrderId, OrderStatus};
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+/// One step of an order's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub status: OrderStatus,
+    pub at: String,
+    pub actor: Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip)]
+    pub at_ms: i64,
+}
+
+/// Appends a step, in the caller's transaction.
+pub async fn record(
+    tx: &mut Transaction<'static, Any>,
+    id: OrderId,
+    status: OrderStatus,
+    actor: &Actor,
+    event_id: Option<&str>,
+    note: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, status, at_ms, actor_kind, actor_name, actor_id, event_id, note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.to_string())
+    .bind(status.as_str())
+    .bind(domain::to_ms(domain::now()))
+    .bind(&actor.kind)
+    .bind(&actor.name)
+    .bind(actor.user_id.map(|u| u.to_string()))
+    .bind(event_id)
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The whole journey, oldest first.
+pub async fn history(db: &Db, id: OrderId) -> anyhow::Result<Vec<HistoryEntry>> {
+    let rows = sqlx::query(
+        "SELECT status, at_ms, actor_kind, actor_name, actor_id, note FROM order_history WHERE order_id = $1 ORDER BY seq",
+    )
+    .bind(id.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            let at_ms: i64 = r.try_get("at_ms")?;
+            let actor_id: Option<String> = r.try_get("actor_id")?;
+            Ok(HistoryEntry {
+                status: OrderStatus::parse(&status)
+                    .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+                at: domain::rfc3339(domain::from_ms(at_ms)),
+                actor: Actor {
+                    kind: r.try_get("actor_kind")?,
+                    name: r.try_get("actor_name")?,
+                    user_id: actor_id.and_then(|s| s.parse().ok()),
+                },
+                note: r.try_get("note")?,
+                at_ms,
+            })
+        })
+        .collect()
+}

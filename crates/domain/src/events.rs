@@ -1,0 +1,264 @@
+//! Integration events: versioned JSON documents in an envelope. These types are
+//! the only thing services share.
+
+use crate::ids::{EventId, OrderId};
+use crate::money::Money;
+use crate::price::{Breakdown, MaterialSnapshot};
+use crate::status::OrderStatus;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The envelope every event and command travels in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub event_id: EventId,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    /// RFC 3339, UTC.
+    pub occurred_at: String,
+    pub producer: String,
+    pub order_id: OrderId,
+    pub payload: serde_json::Value,
+    /// W3C trace context; carried in message headers on a broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+/// A payload with a fixed name and version.
+pub trait Event: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+    const VERSION: u32 = 1;
+    fn order_id(&self) -> OrderId;
+}
+
+/// An envelope whose payload does not match its declared type.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("expected event {expected}, got {got}")]
+    WrongType { expected: &'static str, got: String },
+    #[error("event {kind} v{version} is not understood: {source}")]
+    Payload {
+        kind: String,
+        version: u32,
+        source: serde_json::Error,
+    },
+}
+
+impl Envelope {
+    /// Wraps a payload, stamping a fresh id and the current time.
+    pub fn new<E: Event>(producer: &str, event: &E) -> Envelope {
+        Envelope {
+            event_id: EventId::new(),
+            kind: E::TYPE.to_string(),
+            version: E::VERSION,
+            occurred_at: crate::rfc3339(crate::now()),
+            producer: producer.to_string(),
+            order_id: event.order_id(),
+            payload: serde_json::to_value(event).expect("events serialise"),
+            traceparent: None,
+        }
+    }
+
+    pub fn is<E: Event>(&self) -> bool {
+        self.kind == E::TYPE
+    }
+
+    pub fn decode<E: Event>(&self) -> Result<E, DecodeError> {
+        if self.kind != E::TYPE {
+            return Err(DecodeError::WrongType {
+                expected: E::TYPE,
+                got: self.kind.clone(),
+            });
+        }
+        serde_json::from_value(self.payload.clone()).map_err(|source| DecodeError::Payload {
+            kind: self.kind.clone(),
+            version: self.version,
+            source,
+        })
+    }
+}
+
+macro_rules! event {
+    ($ty:ident, $name:literal) => {
+        impl Event for $ty {
+            const TYPE: &'static str = $name;
+            fn order_id(&self) -> OrderId {
+                self.order_id
+            }
+        }
+    };
+}
+
+/// Who did something, as shown in an order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// "customer", "operator", "manager" or "system".
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<uuid::Uuid>,
+}
+
+impl Actor {
+    pub fn system(name: &str) -> Actor {
+        Actor {
+            kind: "system".into(),
+            name: name.into(),
+            user_id: None,
+        }
+    }
+}
+
+/// The numbers a quote is made of, as every service shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeometrySummary {
+    pub format: String,
+    pub triangles: u64,
+    pub vertices: u64,
+    pub volume_mm3: f64,
+    pub area_mm2: f64,
+    pub bbox_mm: BBox,
+    pub shells: u64,
+    pub watertight: bool,
+    pub boundary_edges: u64,
+    pub nonmanifold_edges: u64,
+    pub weight_g: f64,
+}
+
+/// Bounding-box size in mm.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+}
+
+/// A price with its breakdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    pub total: Money,
+    pub breakdown: Breakdown,
+    pub material: MaterialSnapshot,
+}
+
+/// mes → crm: the upload was accepted; the order exists, being priced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelReceived {
+    pub order_id: OrderId,
+    pub tenant: String,
+    pub owner: Actor,
+    pub owner_email: String,
+    pub material: String,
+    pub file_name: String,
+    pub size_bytes: u64,
+    pub channel: String,
+}
+event!(ModelReceived, "model.received");
+
+/// mes → pricing (work queue): analyse and price this stored model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricingRequested {
+    pub order_id: OrderId,
+    pub object_key: String,
+    pub content_sha256: String,
+    pub material: MaterialSnapshot,
+}
+event!(PricingRequested, "pricing.requested");
+
+/// pricing → mes: the geometry and the price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricingCompleted {
+    pub order_id: OrderId,
+    pub geometry: GeometrySummary,
+    pub quote: Quote,
+    pub duration_ms: u64,
+}
+event!(PricingCompleted, "pricing.completed");
+
+/// pricing → mes: the model cannot be made, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricingFailed {
+    pub order_id: OrderId,
+    /// Machine-readable reason: "unreadable", "not_watertight", "too_large", ...
+    pub code: String,
+    /// A reason a person can act on.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<GeometrySummary>,
+}
+event!(PricingFailed, "pricing.failed");
+
+/// mes → crm: the quote is ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPriced {
+    pub order_id: OrderId,
+    pub geometry: GeometrySummary,
+    pub quote: Quote,
+}
+event!(OrderPriced, "order.priced");
+
+/// mes → crm: the model cannot be made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRejected {
+    pub order_id: OrderId,
+    pub code: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<GeometrySummary>,
+}
+event!(OrderRejected, "order.rejected");
+
+/// crm → mes: the customer accepted the quote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderConfirmed {
+    pub order_id: OrderId,
+    pub actor: Actor,
+}
+event!(OrderConfirmed, "order.confirmed");
+
+/// crm → mes: the customer declined, or the quote expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: OrderId,
+    pub actor: Actor,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+event!(OrderCancelled, "order.cancelled");
+
+/// mes → crm: production moved the order on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderStatusChanged {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+}
+event!(OrderStatusChanged, "order.status_changed");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_checks_type() {
+        let ev = OrderConfirmed {
+            order_id: OrderId::new(),
+            actor: Actor::system("test"),
+        };
+        let env = Envelope::new("crm", &ev);
+        assert_eq!(env.kind, "order.confirmed");
+        assert_eq!(env.order_id, ev.order_id);
+        let json = serde_json::to_string(&env).unwrap();
+        assert!(json.contains("\"type\":\"order.confirmed\""));
+        let back: Envelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.decode::<OrderConfirmed>().unwrap(), ev);
+        let err = back.decode::<OrderCancelled>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected event order.cancelled, got order.confirmed"
+        );
+    }
+}

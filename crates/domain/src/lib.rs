@@ -1,0 +1,37 @@
+//! Alexandrite's shared vocabulary. Every service speaks it; none of it does I/O.
+
+pub mod events;
+pub mod ids;
+pub mod money;
+pub mod price;
+pub mod role;
+pub mod status;
+
+pub use ids::{EventId, OrderId};
+pub use money::Money;
+pub use role::{Caller, Role};
+pub use status::{OrderStatus, TransitionError};
+
+/// Current UTC time, truncated to milliseconds (what every store keeps).
+pub fn now() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).expect("valid time")
+}
+
+/// Milliseconds since the Unix epoch, the form times are stored in.
+pub fn to_ms(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The inverse of [`to_ms`].
+pub fn from_ms(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// RFC 3339 rendering for JSON and pages.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,125 @@
+//! MES: models in object storage, quotes, production orders, the operators'
+//! queue and its status history; the upload form and the operator console.
+
+pub mod api;
+mod console;
+pub mod consumer;
+pub mod intake;
+pub mod materials;
+mod migrations;
+pub mod orders;
+pub mod queue;
+
+use adapters::outbox::Relay;
+use adapters::{Bus, Db};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use object_store::ObjectStore;
+use std::sync::Arc;
+use web::IdentityKey;
+
+/// MES's settings.
+#[derive(Debug, Clone)]
+pub struct MesConfig {
+    pub database_url: String,
+    pub objects_url: String,
+    pub limits: Limits,
+}
+
+/// Upload limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_upload_bytes: u64,
+}
+
+/// What every MES handler can reach.
+#[derive(Clone)]
+pub struct MesState {
+    pub db: Db,
+    pub store: Arc<dyn ObjectStore>,
+    pub relay: Relay,
+    pub key: IdentityKey,
+    pub limits: Limits,
+}
+
+impl FromRef<MesState> for IdentityKey {
+    fn from_ref(s: &MesState) -> IdentityKey {
+        s.key.clone()
+    }
+}
+
+/// The MES service.
+pub struct Mes {
+    state: MesState,
+    bus: Arc<dyn Bus>,
+}
+
+impl Mes {
+    /// Connects to the database (migrating it) and object storage; declares MES's queue.
+    pub async fn build(
+        config: &MesConfig,
+        bus: Arc<dyn Bus>,
+        key: IdentityKey,
+    ) -> anyhow::Result<Mes> {
+        let db = Db::connect(&config.database_url, migrations::MIGRATIONS).await?;
+        let store = adapters::objects::open(&config.objects_url)?;
+        bus.declare(&consumer::QUEUE).await?;
+        let relay = Relay::new(db.clone(), bus.clone(), "mes");
+        Ok(Mes {
+            state: MesState {
+                db,
+                store,
+                relay,
+                key,
+                limits: config.limits,
+            },
+            bus,
+        })
+    }
+
+    pub fn state(&self) -> &MesState {
+        &self.state
+    }
+
+    /// Starts the outbox relay and the event consumer.
+    pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let relay = tokio::spawn(self.state.relay.clone().run());
+        let consumer = consumer::MesConsumer {
+            db: self.state.db.clone(),
+            relay: self.state.relay.clone(),
+        };
+        self.bus
+            .consume(consumer::QUEUE.name, 1, Arc::new(consumer))
+            .await?;
+        Ok(relay)
+    }
+
+    /// `/api/v1/models`, `/api/v1/materials`, `/upload`, `/mes/*`.
+    pub fn router(&self) -> Router {
+        // Room for the multipart envelope around the largest allowed file.
+        let body_limit =
+            DefaultBodyLimit::max(self.state.limits.max_upload_bytes as usize + 1024 * 1024);
+        Router::new()
+            .route(
+                "/api/v1/models",
+                post(api::upload_model).layer(body_limit.clone()),
+            )
+            .route("/api/v1/materials", get(api::list_materials))
+            .route(
+                "/upload",
+                get(console::upload_form)
+                    .post(console::upload)
+                    .layer(body_limit),
+            )
+            .route("/mes", get(console::console))
+            .route("/mes/orders/{id}", get(console::order))
+            .route("/mes/orders/{id}/take", post(console::take))
+            .route("/mes/orders/{id}/status", post(console::set_status))
+            .route("/mes/api/queue", get(api::get_queue))
+            .route("/mes/api/orders/{id}", get(api::get_order))
+            .route("/mes/api/orders/{id}/take", post(api::take))
+            .route("/mes/api/orders/{id}/status", post(api::set_status))
+            .with_state(self.state.clone())
+    }
+}

@@ -1,0 +1,105 @@
+//! MES's schema, per backend.
+
+use adapters::Migration;
+
+/// The schema, with the auto-increment column type of each backend.
+macro_rules! init {
+    ($serial:literal) => {
+        concat!(
+            "
+CREATE TABLE materials (
+    code TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    name_en TEXT NOT NULL,
+    name_ru TEXT NOT NULL,
+    density_g_cm3 DOUBLE PRECISION NOT NULL,
+    price_per_gram_minor BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    active BOOLEAN NOT NULL
+);
+INSERT INTO materials VALUES
+ ('AU585Y', 1, '585 yellow gold', 'Золото 585 жёлтое', 13.1, 750000, 'RUB', TRUE),
+ ('AU750Y', 1, '750 yellow gold', 'Золото 750 жёлтое', 15.6, 960000, 'RUB', TRUE),
+ ('AG925', 1, '925 sterling silver', 'Серебро 925', 10.4, 12000, 'RUB', TRUE),
+ ('PT950', 1, '950 platinum', 'Платина 950', 20.8, 420000, 'RUB', TRUE);
+CREATE TABLE orders (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    owner_id TEXT,
+    owner_name TEXT NOT NULL,
+    owner_email TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    material_code TEXT NOT NULL,
+    material_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    object_key TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,
+    price_minor BIGINT,
+    currency TEXT,
+    weight_g DOUBLE PRECISION,
+    quote_json TEXT,
+    geometry_json TEXT,
+    reject_code TEXT,
+    reject_reason TEXT,
+    operator_id TEXT,
+    operator_name TEXT,
+    taken_at_ms BIGINT,
+    tracking_number TEXT,
+    created_at_ms BIGINT NOT NULL,
+    confirmed_at_ms BIGINT,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE INDEX orders_queue ON orders (status, confirmed_at_ms DESC, id DESC);
+CREATE INDEX orders_operator ON orders (operator_id, status, taken_at_ms DESC);
+CREATE TABLE status_history (
+    seq ",
+            $serial,
+            ",
+    order_id TEXT NOT NULL REFERENCES orders(id),
+    status TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    actor_kind TEXT NOT NULL,
+    actor_name TEXT NOT NULL,
+    actor_id TEXT,
+    note TEXT
+);
+CREATE INDEX status_history_order ON status_history (order_id, seq);
+CREATE TABLE idempotency (
+    tenant TEXT NOT NULL,
+    idem_key TEXT NOT NULL,
+    request_sha256 TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant, idem_key)
+);
+"
+        )
+    };
+}
+
+const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
+const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "materials, orders, history, idempotency",
+        sqlite: INIT_SQLITE,
+        postgres: INIT_PG,
+    },
+    Migration {
+        version: 2,
+        description: "outbox",
+        sqlite: adapters::outbox::SQL,
+        postgres: adapters::outbox::SQL_PG,
+    },
+    Migration {
+        version: 3,
+        description: "inbox",
+        sqlite: adapters::inbox::SQL,
+        postgres: adapters::inbox::SQL,
+    },
+];

@@ -1,0 +1,11 @@
+//! What every service's HTTP face shares: the caller's identity as the gateway
+//! passes it, the one error type, languages and texts, and the static assets.
+
+pub mod assets;
+pub mod error;
+pub mod i18n;
+pub mod identity;
+
+pub use error::ApiError;
+pub use i18n::{Lang, Texts};
+pub use identity::{Authenticated, Authenticator, IdentityKey, MaybeCaller};
