@@ -84,16 +84,24 @@ pub(crate) fn parse_binary(bytes: &[u8], limits: &Limits) -> Result<Mesh, Geomet
     }
     let n = count as usize;
     let mut b = MeshBuilder::new(n / 2 + 8, n, limits.max_triangles);
-    for rec in bytes[84..].chunks_exact(50) {
-        let mut t = [0u32; 3];
-        for (k, slot) in t.iter_mut().enumerate() {
-            let o = 12 + 12 * k;
-            *slot = b.vertex(
-                [f32_at(rec, o), f32_at(rec, o + 4), f32_at(rec, o + 8)],
-                BIN,
-            )?;
+    let corner = |rec: &[u8], k: usize| {
+        let o = 12 + 12 * k;
+        [f32_at(rec, o), f32_at(rec, o + 4), f32_at(rec, o + 8)]
+    };
+    // In batches: first ask for the table slots, then weld.
+    for batch in bytes[84..].chunks(50 * 32) {
+        for rec in batch.chunks_exact(50) {
+            for k in 0..3 {
+                b.prefetch(&corner(rec, k));
+            }
         }
-        b.triangle(t);
+        for rec in batch.chunks_exact(50) {
+            let mut t = [0u32; 3];
+            for (k, slot) in t.iter_mut().enumerate() {
+                *slot = b.vertex(corner(rec, k), BIN)?;
+            }
+            b.triangle(t);
+        }
     }
     b.finish()
 }
