@@ -6,7 +6,7 @@ use adapters::Db;
 use adapters::outbox;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::events::{Actor, Envelope, GeometrySummary, OrderCancelled, OrderConfirmed, Quote};
+use domain::events::{Actor, Envelope, GeometrySummary, OrderCancelled, OrderConfirmed, PriceView, Quote};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Serialize;
 use sqlx::Row;
@@ -39,15 +39,6 @@ pub struct Order {
 pub struct CustomerRef {
     pub name: String,
     pub email: String,
-}
-
-/// The price as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PriceView {
-    pub total_minor: i64,
-    pub currency: String,
-    pub breakdown: domain::price::Breakdown,
-    pub material_version: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,12 +91,7 @@ fn order_from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Order> {
         },
         created_at: domain::rfc3339(domain::from_ms(created)),
         updated_at: domain::rfc3339(domain::from_ms(updated)),
-        price: quote.map(|q| PriceView {
-            total_minor: q.total.minor,
-            currency: q.total.currency.code().to_string(),
-            breakdown: q.breakdown,
-            material_version: q.material.version,
-        }),
+        price: quote.map(|q| q.view()),
         geometry,
         rejection: reject_code.map(|code| Rejection {
             code,

@@ -142,6 +142,26 @@ pub struct Quote {
     pub material: MaterialSnapshot,
 }
 
+/// A quote as every API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceView {
+    pub total_minor: i64,
+    pub currency: String,
+    pub breakdown: Breakdown,
+    pub material_version: i64,
+}
+
+impl Quote {
+    pub fn view(&self) -> PriceView {
+        PriceView {
+            total_minor: self.total.minor,
+            currency: self.total.currency.code().to_string(),
+            breakdown: self.breakdown.clone(),
+            material_version: self.material.version,
+        }
+    }
+}
+
 /// mes → crm: the upload was accepted; the order exists, being priced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelReceived {

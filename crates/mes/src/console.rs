@@ -278,7 +278,7 @@ impl Row {
             price: o
                 .price
                 .as_ref()
-                .map(|q| q.total.display())
+                .map(|q| Money::rub(q.total_minor).display())
                 .unwrap_or_default(),
             confirmed: ago(o.confirmed_at.as_deref(), t),
             operator: o

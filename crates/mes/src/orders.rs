@@ -1,7 +1,7 @@
 //! Production orders as MES keeps them, their status history, and the JSON view.
 
 use adapters::Db;
-use domain::events::{Actor, GeometrySummary, Quote};
+use domain::events::{Actor, GeometrySummary, PriceView, Quote};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -18,7 +18,7 @@ pub struct MesOrder {
     pub customer: String,
     pub created_at: String,
     pub confirmed_at: Option<String>,
-    pub price: Option<Quote>,
+    pub price: Option<PriceView>,
     pub geometry: Option<GeometrySummary>,
     pub rejection: Option<String>,
     pub operator: Option<OperatorRef>,
@@ -73,7 +73,7 @@ pub fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<MesOrder> {
         confirmed_at: confirmed.map(|ms| domain::rfc3339(domain::from_ms(ms))),
         price: r
             .try_get::<Option<String>, _>("quote_json")?
-            .map(|j| serde_json::from_str(&j))
+            .map(|j| serde_json::from_str::<Quote>(&j).map(|q| q.view()))
             .transpose()?,
         geometry: r
             .try_get::<Option<String>, _>("geometry_json")?
