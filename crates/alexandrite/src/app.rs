@@ -152,6 +152,11 @@ impl Application {
         self.listener.local_addr().expect("bound")
     }
 
+    /// The people registry (tests and commands create accounts through it).
+    pub fn accounts(&self) -> crm::accounts::Accounts {
+        self.crm.accounts()
+    }
+
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }

@@ -40,7 +40,7 @@ pub(crate) async fn get_fresh(
         if let Some(o) = state.orders.get(caller, id).await? {
             return Ok(Some(o));
         }
-        if !fresh || tokio::time::Instant::now() >= deadline {
+        if !fresh || tokio::time::Instant::now() >= deadline || state.orders.exists(id).await? {
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -6,7 +6,9 @@ use adapters::Db;
 use adapters::outbox;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::events::{Actor, Envelope, GeometrySummary, OrderCancelled, OrderConfirmed, PriceView, Quote};
+use domain::events::{
+    Actor, Envelope, GeometrySummary, OrderCancelled, OrderConfirmed, PriceView, Quote,
+};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Serialize;
 use sqlx::Row;
@@ -159,6 +161,15 @@ impl Orders {
         }
         order.history = Some(timeline::history(&self.db, id).await?);
         Ok(Some(order))
+    }
+
+    /// Whether the CRM knows the order at all (whoever owns it).
+    pub async fn exists(&self, id: OrderId) -> anyhow::Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM orders WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Orders newest first, after `cursor`, optionally of one status.

@@ -137,14 +137,20 @@ pub(crate) fn detect(b: &[u8]) -> Result<Format, GeometryError> {
     if text && looks_obj(b) {
         return Ok(Format::Obj);
     }
+    // A known signature beats the guess that free-form bytes are a damaged binary STL.
+    if let Some(what) = known_signature(b) {
+        return Err(GeometryError::UnknownFormat {
+            found: what.to_string(),
+        });
+    }
     if stl::looks_binary(b) {
         return Ok(Format::StlBinary);
     }
     Err(GeometryError::UnknownFormat { found: describe(b) })
 }
 
-/// What a file that is not a model seems to be, for the error message.
-fn describe(b: &[u8]) -> String {
+/// The kind of a well-known non-model file, by its signature.
+fn known_signature(b: &[u8]) -> Option<&'static str> {
     let known: &[(&[u8], &str)] = &[
         (b"%PDF", "a PDF document"),
         (b"\x89PNG", "a PNG image"),
@@ -160,10 +166,16 @@ fn describe(b: &[u8]) -> String {
         (b"\x7fELF", "a program"),
         (b"MZ", "a program"),
     ];
-    for (magic, what) in known {
-        if b.starts_with(magic) {
-            return (*what).to_string();
-        }
+    known
+        .iter()
+        .find(|(magic, _)| b.starts_with(magic))
+        .map(|(_, what)| *what)
+}
+
+/// What a file that is not a model seems to be, for the error message.
+fn describe(b: &[u8]) -> String {
+    if let Some(what) = known_signature(b) {
+        return what.to_string();
     }
     let head = &b[..b.len().min(256)];
     if is_text(head) || std::str::from_utf8(head).is_ok() {
@@ -199,6 +211,10 @@ mod tests {
         );
         assert!(
             matches!(detect(b"%PDF-1.4 ..."), Err(GeometryError::UnknownFormat { found }) if found == "a PDF document")
+        );
+        let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 200]].concat();
+        assert!(
+            matches!(detect(&png), Err(GeometryError::UnknownFormat { found }) if found == "a PNG image")
         );
         assert!(matches!(
             detect(b"hello world"),

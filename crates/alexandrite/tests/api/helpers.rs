@@ -1,0 +1,222 @@
+use alexandrite::{Application, Config};
+use crm::accounts::{Accounts, NewUser};
+use domain::Role;
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// A file from the shared test models.
+pub fn model(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../../shared/models/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("test model {path}: {e}"))
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    /// The demo B2B organisation's key.
+    pub b2b_key: String,
+    pub accounts: Accounts,
+    pub data_dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let app = Application::build(&config)
+        .await
+        .expect("application builds");
+    let base = format!("http://{}", app.local_addr());
+    let b2b_key = app
+        .demo
+        .as_ref()
+        .expect("demo accounts on an empty start")
+        .b2b_key
+        .clone();
+    let accounts = app.accounts();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        b2b_key,
+        accounts,
+        data_dir,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A new person and an API key acting as them.
+    pub async fn key_for(&self, role: Role, email: &str, name: &str, org: Option<&str>) -> String {
+        self.accounts
+            .create_user(NewUser {
+                email,
+                name,
+                password: "password-123",
+                role,
+                org,
+            })
+            .await
+            .expect("user created");
+        self.accounts.create_key(email).await.expect("key created")
+    }
+
+    pub async fn operator(&self, name: &str) -> String {
+        let email = format!("{}@ops.test", name.to_lowercase());
+        self.key_for(Role::Operator, &email, name, None).await
+    }
+
+    /// A browser-like client logged in with a password.
+    pub async fn login(&self, email: &str, password: &str) -> Client {
+        let c = Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "login of {email} failed: {}",
+            r.text().await.unwrap()
+        );
+        c
+    }
+
+    pub async fn upload(
+        &self,
+        key: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        material: &str,
+        idem: Option<&str>,
+    ) -> Response {
+        let form = Form::new()
+            .part("file", Part::bytes(bytes).file_name(file_name.to_string()))
+            .text("material", material.to_string());
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/models"))
+            .bearer_auth(key)
+            .multipart(form);
+        if let Some(k) = idem {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send().await.expect("upload request")
+    }
+
+    /// Uploads a shared model and returns the new order's id.
+    pub async fn upload_model(&self, key: &str, name: &str, material: &str) -> String {
+        let r = self.upload(key, name, model(name), material, None).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let body: Value = r.json().await.unwrap();
+        body["order_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.post(self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn order(&self, key: &str, id: &str) -> (StatusCode, Value) {
+        self.get(key, &format!("/api/v1/orders/{id}")).await
+    }
+
+    /// Polls the B2B API until the order has `status` (panics after 20 s with what it saw).
+    pub async fn wait_status(&self, key: &str, id: &str, status: &str) -> Value {
+        wait_status(&self.client, &self.base, key, id, status).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+pub async fn wait_status(client: &Client, base: &str, key: &str, id: &str, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = Value::Null;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(format!("{base}/api/v1/orders/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+        {
+            if r.status() == StatusCode::OK {
+                last = r.json().await.unwrap_or(Value::Null);
+                if last["status"] == status {
+                    return last;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("order {id} did not reach {status}; last seen: {last}");
+}
+
+/// The statuses of an order's history, in order.
+pub fn history(order: &Value) -> Vec<String> {
+    order["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["status"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! The platform's behaviour over HTTP, against the real all-in-one application
+//! on a random port with a temporary data directory.
+
+mod helpers;
+
+mod durability;
+mod isolation;
+mod lifecycle;
+mod operators;
+mod uploads;
