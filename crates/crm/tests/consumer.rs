@@ -1,0 +1,183 @@
+//! The CRM's consumer applies each event exactly once, whatever the delivery.
+
+use adapters::Db;
+use adapters::bus::{DeliveryError, Handler};
+use crm::consumer::CrmConsumer;
+use domain::events::{
+    Actor, BBox, Envelope, GeometrySummary, ModelReceived, OrderPriced, OrderStatusChanged, Quote,
+};
+use domain::price::{self, MaterialSnapshot, PriceInput, PricingRules};
+use domain::{OrderId, OrderStatus};
+use sqlx::Row;
+
+async fn db(dir: &tempfile::TempDir) -> Db {
+    Db::connect(
+        &adapters::db::sqlite_url(&dir.path().join("crm.sqlite")),
+        crm::migrations(),
+    )
+    .await
+    .unwrap()
+}
+
+fn received(id: OrderId) -> Envelope {
+    Envelope::new(
+        "mes",
+        &ModelReceived {
+            order_id: id,
+            tenant: "org:acme".into(),
+            owner: Actor {
+                kind: "customer".into(),
+                name: "Acme".into(),
+                user_id: None,
+            },
+            owner_email: "a@acme.test".into(),
+            material: "AG925".into(),
+            file_name: "ring.stl".into(),
+            size_bytes: 684,
+            channel: "api".into(),
+        },
+    )
+}
+
+fn priced(id: OrderId) -> Envelope {
+    let material = MaterialSnapshot {
+        code: "AG925".into(),
+        version: 1,
+        name_en: "925 silver".into(),
+        name_ru: "Серебро 925".into(),
+        density_g_cm3: 10.4,
+        price_per_gram_minor: 12_000,
+        currency: domain::money::Currency::RUB,
+    };
+    let input = PriceInput {
+        volume_mm3: 1000.0,
+        area_mm2: 600.0,
+        shells: 1,
+        triangles: 12,
+    };
+    let (total, breakdown) = price::price(&input, &material, &PricingRules::default());
+    let geometry = GeometrySummary {
+        format: "binary STL".into(),
+        triangles: 12,
+        vertices: 8,
+        volume_mm3: 1000.0,
+        area_mm2: 600.0,
+        bbox_mm: BBox {
+            x: 10.0,
+            y: 10.0,
+            z: 10.0,
+        },
+        shells: 1,
+        watertight: true,
+        boundary_edges: 0,
+        nonmanifold_edges: 0,
+        weight_g: 10.4,
+    };
+    Envelope::new(
+        "mes",
+        &OrderPriced {
+            order_id: id,
+            geometry,
+            quote: Quote {
+                total,
+                breakdown,
+                material,
+            },
+        },
+    )
+}
+
+async fn count(db: &Db, sql: &str, id: OrderId) -> i64 {
+    sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_has_one_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir).await;
+    let consumer = CrmConsumer { db: db.clone() };
+    let id = OrderId::new();
+    let (r, p) = (received(id), priced(id));
+    for env in [&r, &r, &p, &p, &r] {
+        consumer.handle(env.clone()).await.unwrap();
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) AS n FROM orders WHERE id = $1", id).await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) AS n FROM order_history WHERE order_id = $1",
+            id
+        )
+        .await,
+        2
+    );
+    let status: String = sqlx::query("SELECT status FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("status")
+        .unwrap();
+    assert_eq!(status, "AWAITING_CONFIRMATION");
+}
+
+#[tokio::test]
+async fn an_event_ahead_of_its_predecessor_is_retried_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir).await;
+    let consumer = CrmConsumer { db: db.clone() };
+    let id = OrderId::new();
+    // Priced before the CRM heard of the order: retry later, and nothing recorded meanwhile
+    // (the inbox entry rolls back with the failed transaction).
+    let p = priced(id);
+    assert!(matches!(
+        consumer.handle(p.clone()).await,
+        Err(DeliveryError::Retry(_))
+    ));
+    consumer.handle(received(id)).await.unwrap();
+    consumer.handle(p).await.unwrap();
+    // A status that skips a step waits for the missing one.
+    let shipped = Envelope::new(
+        "mes",
+        &OrderStatusChanged {
+            order_id: id,
+            status: OrderStatus::Shipped,
+            actor: Actor::system("t"),
+            tracking_number: None,
+        },
+    );
+    assert!(matches!(
+        consumer.handle(shipped).await,
+        Err(DeliveryError::Retry(_))
+    ));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) AS n FROM order_history WHERE order_id = $1",
+            id
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_event_of_a_type_the_crm_does_not_handle_is_poison() {
+    let dir = tempfile::tempdir().unwrap();
+    let consumer = CrmConsumer { db: db(&dir).await };
+    let mut env = received(OrderId::new());
+    env.kind = "order.teleported".into();
+    assert!(matches!(
+        consumer.handle(env).await,
+        Err(DeliveryError::Reject(_))
+    ));
+}
