@@ -10,7 +10,13 @@ use std::process::ExitCode;
 
 /// Alexandrite: custom jewellery from a customer's 3D model to a shipped parcel.
 #[derive(Parser)]
-#[command(name = "alexandrite", version, about, long_about = None)]
+#[command(
+    name = "alexandrite",
+    version,
+    about = "Alexandrite: custom jewellery from a customer's 3D model to a shipped parcel.",
+    long_about = "Alexandrite: custom jewellery from a customer's 3D model to a shipped parcel.\n\nWith no command, `serve` runs every service in this process on the embedded profile \
+(SQLite files, local object storage and a durable in-process bus under --data-dir)."
+)]
 struct Cli {
     /// The embedded profile's data directory (SQLite files, stored models, the bus).
     #[arg(long, global = true, env = "ALEXANDRITE_DATA_DIR", value_name = "DIR")]
@@ -48,8 +54,10 @@ enum Command {
 enum UsersCommand {
     /// Create a person who can log in.
     Create {
+        /// customer (shop or B2B), operator (production), manager (CRM back office).
         #[arg(long, value_parser = ["customer", "operator", "manager"])]
         role: String,
+        /// Login; unique.
         #[arg(long)]
         email: String,
         /// At least 8 characters.
@@ -68,6 +76,7 @@ enum UsersCommand {
 enum KeysCommand {
     /// Create an API key acting as this user; prints only the key, once.
     Create {
+        /// The user the key acts as: a B2B organisation's customer, or an operator.
         #[arg(long)]
         email: String,
     },
