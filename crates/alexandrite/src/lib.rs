@@ -1,6 +1,7 @@
 //! The `alexandrite` binary's library: configuration, the all-in-one
 //! application and demo data, so integration tests can start the platform.
 
+pub mod analyze;
 pub mod app;
 pub mod config;
 pub mod demo;

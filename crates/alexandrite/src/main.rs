@@ -46,6 +46,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Analyse model files (STL, OBJ, PLY, 3MF) and, with a material, price them.
+    Analyze {
+        /// Model files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Price in this material from the catalogue (e.g. AU585Y).
+        #[arg(long, value_name = "CODE")]
+        material: Option<String>,
+        /// One JSON object per file, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (secrets masked).
     Config,
 }
@@ -170,6 +182,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let key = accounts(&config).await?.create_key(&email).await?;
             println!("{key}");
             Ok(())
+        }
+        Command::Analyze {
+            files,
+            material,
+            json,
+        } => {
+            telemetry::init(Sink::Stderr);
+            alexandrite::analyze::run(&config, &files, material.as_deref(), json).await
         }
         Command::Config => {
             println!("{}", config.show());

@@ -72,6 +72,7 @@ fn priced(id: OrderId) -> Envelope {
         boundary_edges: 0,
         nonmanifold_edges: 0,
         weight_g: 10.4,
+        warnings: vec![],
     };
     Envelope::new(
         "mes",

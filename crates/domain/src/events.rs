@@ -124,6 +124,9 @@ pub struct GeometrySummary {
     pub boundary_edges: u64,
     pub nonmanifold_edges: u64,
     pub weight_g: f64,
+    /// Remarks a person should know (inside-out, voids, …), in English.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Bounding-box size in mm.

@@ -19,6 +19,11 @@ use object_store::ObjectStore;
 use std::sync::Arc;
 use web::IdentityKey;
 
+/// MES's schema migrations (for commands that open its database directly).
+pub fn migrations() -> &'static [adapters::Migration] {
+    migrations::MIGRATIONS
+}
+
 /// MES's settings.
 #[derive(Debug, Clone)]
 pub struct MesConfig {

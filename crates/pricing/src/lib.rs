@@ -1,6 +1,7 @@
 //! Pricing workers: stateless consumers of the `pricing.jobs` work queue. Each
-//! job names a stored model and a material snapshot; the worker analyses the
-//! geometry, prices it and publishes the result. Any number can run at once.
+//! job names a stored model and a material snapshot; the worker measures the
+//! geometry (or reads the measurement cached under the file's content hash),
+//! prices it and publishes the result. Any number can run at once.
 
 use adapters::Bus;
 use adapters::bus::{DeliveryError, Handler, QueueSpec};
@@ -9,9 +10,10 @@ use domain::events::{
     BBox, Envelope, Event as _, GeometrySummary, PricingCompleted, PricingFailed, PricingRequested,
     Quote,
 };
-use domain::price::{self, PriceInput, PricingRules};
+use domain::price::{self, MaterialSnapshot, PriceInput, PricingRules};
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +31,144 @@ pub struct PricingConfig {
     pub workers: usize,
     pub rules: PricingRules,
     pub limits: geometry::Limits,
+}
+
+/// What the geometry says about a model, whatever it will be made of. The same
+/// bytes always measure the same, so this is cached under their content hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub format: String,
+    pub triangles: u64,
+    pub vertices: u64,
+    pub volume_mm3: f64,
+    pub area_mm2: f64,
+    pub bbox_mm: BBox,
+    pub shells: u64,
+    pub boundary_edges: u64,
+    pub nonmanifold_edges: u64,
+    pub warnings: Vec<String>,
+}
+
+impl From<&geometry::Analysis> for Measured {
+    fn from(a: &geometry::Analysis) -> Self {
+        let [x, y, z] = a.bbox_size();
+        Measured {
+            format: a.format.label().to_string(),
+            triangles: a.triangles,
+            vertices: a.vertices,
+            volume_mm3: a.volume_mm3,
+            area_mm2: a.area_mm2,
+            bbox_mm: BBox { x, y, z },
+            shells: a.shells,
+            boundary_edges: a.boundary_edges,
+            nonmanifold_edges: a.nonmanifold_edges,
+            warnings: a.warnings.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+}
+
+/// Why a model cannot be priced: a machine code and a reason a person can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unpriceable {
+    /// "unreadable", "too_large", "unsupported_format", "not_watertight".
+    pub code: &'static str,
+    pub reason: String,
+    pub geometry: Option<GeometrySummary>,
+}
+
+impl Measured {
+    pub fn watertight(&self) -> bool {
+        self.boundary_edges == 0 && self.nonmanifold_edges == 0 && self.triangles > 0
+    }
+
+    /// The geometry as every service reports it, with the metal weight for a density.
+    pub fn summary(&self, density_g_cm3: f64) -> GeometrySummary {
+        GeometrySummary {
+            format: self.format.clone(),
+            triangles: self.triangles,
+            vertices: self.vertices,
+            volume_mm3: self.volume_mm3,
+            area_mm2: self.area_mm2,
+            bbox_mm: self.bbox_mm,
+            shells: self.shells,
+            watertight: self.watertight(),
+            boundary_edges: self.boundary_edges,
+            nonmanifold_edges: self.nonmanifold_edges,
+            weight_g: price::weight_mg(self.volume_mm3, density_g_cm3) as f64 / 1000.0,
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// Why the model cannot be cast, in words a person can act on; None if it can.
+    pub fn unmakeable(&self) -> Option<String> {
+        match (self.boundary_edges, self.nonmanifold_edges) {
+            (0, 0) if self.volume_mm3.abs() < 1e-9 => Some("the model encloses no volume".into()),
+            (0, 0) => None,
+            (o, 0) => Some(format!("not watertight: {o} open edges")),
+            (0, n) => Some(format!(
+                "not manifold: {n} edges are shared by more than two triangles"
+            )),
+            (o, n) => Some(format!(
+                "not watertight: {o} open edges and {n} non-manifold edges"
+            )),
+        }
+    }
+
+    /// Prices the model in a material. An inside-out model is priced by its
+    /// absolute volume (the warning says so).
+    pub fn quote(
+        &self,
+        material: &MaterialSnapshot,
+        rules: &PricingRules,
+    ) -> Result<(GeometrySummary, Quote), Unpriceable> {
+        let geometry = self.summary(material.density_g_cm3);
+        if let Some(reason) = self.unmakeable() {
+            return Err(Unpriceable {
+                code: "not_watertight",
+                reason,
+                geometry: Some(geometry),
+            });
+        }
+        let input = PriceInput {
+            volume_mm3: self.volume_mm3,
+            area_mm2: self.area_mm2,
+            shells: self.shells,
+            triangles: self.triangles,
+        };
+        let (total, breakdown) = price::price(&input, material, rules);
+        Ok((
+            geometry,
+            Quote {
+                total,
+                breakdown,
+                material: material.clone(),
+            },
+        ))
+    }
+}
+
+/// Parses and measures a model.
+pub fn measure(bytes: &[u8], limits: &geometry::Limits) -> Result<Measured, Unpriceable> {
+    geometry::analyze(bytes, limits)
+        .map(|a| Measured::from(&a))
+        .map_err(|e| {
+            let code = match e {
+                geometry::GeometryError::TooLarge { .. }
+                | geometry::GeometryError::TooManyTriangles { .. } => "too_large",
+                geometry::GeometryError::Unsupported(_) => "unsupported_format",
+                _ => "unreadable",
+            };
+            Unpriceable {
+                code,
+                reason: e.to_string(),
+                geometry: None,
+            }
+        })
+}
+
+/// Where a content hash's measurement is cached, next to the models.
+pub fn measurement_key(content_sha256: &str) -> ObjectPath {
+    ObjectPath::from(format!("measurements/{content_sha256}.json"))
 }
 
 /// A pricing worker pool.
@@ -70,127 +210,102 @@ impl Pricing {
     }
 }
 
-/// The geometry as every service reports it, with the metal weight for a density.
-pub fn summary(a: &geometry::Analysis, density_g_cm3: f64) -> GeometrySummary {
-    let [x, y, z] = a.bbox_size();
-    GeometrySummary {
-        format: a.format.label().to_string(),
-        triangles: a.triangles,
-        vertices: a.vertices,
-        volume_mm3: a.volume_mm3,
-        area_mm2: a.area_mm2,
-        bbox_mm: BBox { x, y, z },
-        shells: a.shells,
-        watertight: a.watertight(),
-        boundary_edges: a.boundary_edges,
-        nonmanifold_edges: a.nonmanifold_edges,
-        weight_g: price::weight_mg(a.volume_mm3, density_g_cm3) as f64 / 1000.0,
-    }
+fn retry(what: &str) -> impl Fn(object_store::Error) -> DeliveryError + '_ {
+    move |e| DeliveryError::Retry(anyhow::anyhow!("{what}: {e}"))
 }
 
-/// Why a model cannot be cast, in words a person can act on; None if it can.
-pub fn unmakeable(a: &geometry::Analysis) -> Option<String> {
-    let open = a.boundary_edges;
-    let nm = a.nonmanifold_edges;
-    match (open, nm) {
-        (0, 0) if a.volume_mm3.abs() < 1e-9 => Some("the model encloses no volume".into()),
-        (0, 0) => None,
-        (o, 0) => Some(format!("not watertight: {o} open edges")),
-        (0, n) => Some(format!(
-            "not manifold: {n} edges are shared by more than two triangles"
-        )),
-        (o, n) => Some(format!(
-            "not watertight: {o} open edges and {n} non-manifold edges"
-        )),
+impl Worker {
+    /// The cached measurement of these bytes, if an earlier job made one.
+    async fn cached(&self, sha: &str) -> Option<Measured> {
+        let got = self
+            .store
+            .get(&measurement_key(sha))
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        serde_json::from_slice(&got).ok()
     }
-}
 
-/// Analyses and prices a model: the result event, completed or failed.
-pub fn evaluate(
-    bytes: &[u8],
-    job: &PricingRequested,
-    rules: &PricingRules,
-    limits: &geometry::Limits,
-) -> Result<PricingCompleted, PricingFailed> {
-    let started = Instant::now();
-    let fail = |code: &str, reason: String, geometry: Option<GeometrySummary>| PricingFailed {
-        order_id: job.order_id,
-        code: code.into(),
-        reason,
-        geometry,
-    };
-    let a = geometry::analyze(bytes, limits).map_err(|e| {
-        let code = match e {
-            geometry::GeometryError::TooLarge { .. }
-            | geometry::GeometryError::TooManyTriangles { .. } => "too_large",
-            geometry::GeometryError::Unsupported(_) => "unsupported_format",
-            _ => "unreadable",
-        };
-        fail(code, e.to_string(), None)
-    })?;
-    let geometry = summary(&a, job.material.density_g_cm3);
-    if let Some(reason) = unmakeable(&a) {
-        return Err(fail("not_watertight", reason, Some(geometry)));
+    async fn measure(
+        &self,
+        job: &PricingRequested,
+    ) -> Result<Result<Measured, Unpriceable>, DeliveryError> {
+        if let Some(m) = self.cached(&job.content_sha256).await {
+            tracing::info!(content_sha256 = %job.content_sha256, "measurement reused");
+            return Ok(Ok(m));
+        }
+        let key = ObjectPath::from(job.object_key.as_str());
+        let bytes = self
+            .store
+            .get(&key)
+            .await
+            .map_err(retry("reading the model"))?
+            .bytes()
+            .await
+            .map_err(retry("reading the model"))?;
+        let limits = self.limits;
+        let span = tracing::Span::current();
+        let measured =
+            tokio::task::spawn_blocking(move || span.in_scope(|| measure(&bytes, &limits)))
+                .await
+                .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("analysis crashed: {e}")))?;
+        if let Ok(m) = &measured {
+            let json = serde_json::to_vec(m).expect("measurement serialises");
+            if let Err(e) = self
+                .store
+                .put(&measurement_key(&job.content_sha256), json.into())
+                .await
+            {
+                tracing::warn!(error = %e, "could not cache the measurement");
+            }
+        }
+        Ok(measured)
     }
-    let input = PriceInput {
-        volume_mm3: a.volume_mm3,
-        area_mm2: a.area_mm2,
-        shells: a.shells,
-        triangles: a.triangles,
-    };
-    let (total, breakdown) = price::price(&input, &job.material, rules);
-    Ok(PricingCompleted {
-        order_id: job.order_id,
-        geometry,
-        quote: Quote {
-            total,
-            breakdown,
-            material: job.material.clone(),
-        },
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
 }
 
 #[async_trait]
 impl Handler for Worker {
     #[tracing::instrument(name = "pricing.job", skip_all, fields(order_id = %env.order_id, event_id = %env.event_id))]
     async fn handle(&self, env: Envelope) -> Result<(), DeliveryError> {
+        let started = Instant::now();
         let job: PricingRequested = env
             .decode()
             .map_err(|e| DeliveryError::Reject(e.to_string()))?;
-        let bytes = self
-            .store
-            .get(&ObjectPath::from(job.object_key.as_str()))
-            .await
-            .map_err(|e| {
-                DeliveryError::Retry(anyhow::anyhow!("reading model {}: {e}", job.object_key))
-            })?
-            .bytes()
-            .await
-            .map_err(|e| {
-                DeliveryError::Retry(anyhow::anyhow!("reading model {}: {e}", job.object_key))
-            })?;
-        let (rules, limits, j) = (self.rules.clone(), self.limits, job.clone());
-        let span = tracing::Span::current();
-        let outcome = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| evaluate(&bytes, &j, &rules, &limits))
-        })
-        .await
-        .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("analysis crashed: {e}")))?;
-        let out = match &outcome {
-            Ok(done) => {
+        let outcome = self
+            .measure(&job)
+            .await?
+            .and_then(|m| m.quote(&job.material, &self.rules));
+        let out = match outcome {
+            Ok((geometry, quote)) => {
+                let duration_ms = started.elapsed().as_millis() as u64;
                 tracing::info!(
-                    total_minor = done.quote.total.minor,
-                    weight_g = done.geometry.weight_g,
-                    triangles = done.geometry.triangles,
-                    duration_ms = done.duration_ms,
+                    total_minor = quote.total.minor,
+                    weight_g = geometry.weight_g,
+                    triangles = geometry.triangles,
+                    duration_ms,
                     "model priced"
                 );
-                Envelope::new("pricing", done)
+                Envelope::new(
+                    "pricing",
+                    &PricingCompleted {
+                        order_id: job.order_id,
+                        geometry,
+                        quote,
+                        duration_ms,
+                    },
+                )
             }
-            Err(failed) => {
-                tracing::info!(code = %failed.code, reason = %failed.reason, "model rejected");
-                Envelope::new("pricing", failed)
+            Err(u) => {
+                tracing::info!(code = u.code, reason = %u.reason, "model rejected");
+                let failed = PricingFailed {
+                    order_id: job.order_id,
+                    code: u.code.into(),
+                    reason: u.reason,
+                    geometry: u.geometry,
+                };
+                Envelope::new("pricing", &failed)
             }
         };
         // Acked only once the result is durable on the bus.

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cli;
 mod durability;
 mod isolation;
 mod lifecycle;

@@ -1,0 +1,208 @@
+//! The command line: analyze, users, keys.
+
+use crate::helpers::{model, spawn_app};
+use serde_json::Value;
+use std::process::Command;
+
+fn alexandrite(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_alexandrite"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
+fn models(name: &str) -> String {
+    format!(
+        "{}/../../../shared/models/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn analyze_prints_one_json_object_per_file_and_fails_on_an_unreadable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "not a model\n").unwrap();
+    let cube = models("generated/cube_10mm_12tri.ascii.stl");
+    let ring = models("ring_showcase_ring.bin.stl");
+    let out = alexandrite(
+        &[
+            "analyze",
+            "--json",
+            "--material",
+            "AG925",
+            &cube,
+            junk.to_str().unwrap(),
+            &ring,
+        ],
+        dir.path(),
+    );
+    assert!(
+        !out.status.success(),
+        "an unreadable file makes the exit status non-zero"
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let c = &lines[0];
+    assert_eq!(c["format"], "ASCII STL");
+    assert_eq!(
+        (
+            c["triangles"].as_u64(),
+            c["vertices"].as_u64(),
+            c["shells"].as_u64()
+        ),
+        (Some(12), Some(8), Some(1))
+    );
+    assert_eq!(
+        (c["volume_mm3"].as_f64(), c["area_mm2"].as_f64()),
+        (Some(1000.0), Some(600.0))
+    );
+    assert_eq!(
+        c["bbox_mm"],
+        serde_json::json!({"x": 10.0, "y": 10.0, "z": 10.0})
+    );
+    assert_eq!(
+        (
+            c["watertight"].as_bool(),
+            c["boundary_edges"].as_u64(),
+            c["nonmanifold_edges"].as_u64()
+        ),
+        (Some(true), Some(0), Some(0))
+    );
+    // 1000 mm³ of 925 silver (10.4 g/cm³) = 10.4 g at 120 ₽/g × 1.08 = 1 347,84 ₽ of metal.
+    assert_eq!(c["weight_g"], 10.4);
+    assert_eq!(c["price"]["breakdown"]["lines"][0]["amount_minor"], 134_784);
+    assert_eq!(c["price"]["currency"], "RUB");
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("file is not an STL/OBJ/PLY/3MF model"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["file"], junk.to_str().unwrap());
+    assert_eq!(lines[2]["triangles"], 11422);
+
+    let out = alexandrite(&["analyze", "--material", "GOLDISH", &cube], dir.path());
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown material 'GOLDISH'; one of: AG925, AU585Y")
+    );
+}
+
+#[test]
+fn users_and_keys_are_created_from_the_command_line_and_the_key_alone_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = alexandrite(
+        &[
+            "users",
+            "create",
+            "--role",
+            "customer",
+            "--email",
+            "dev@acme.test",
+            "--password",
+            "long-enough",
+            "--org",
+            "acme",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = alexandrite(
+        &[
+            "users",
+            "create",
+            "--role",
+            "customer",
+            "--email",
+            "dev@acme.test",
+            "--password",
+            "long-enough",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("a user with email dev@acme.test already exists")
+    );
+    let out = alexandrite(
+        &[
+            "users",
+            "create",
+            "--role",
+            "operator",
+            "--email",
+            "x@y.test",
+            "--password",
+            "short",
+        ],
+        dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+    let out = alexandrite(&["keys", "create", "--email", "dev@acme.test"], dir.path());
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(
+        stdout.trim().starts_with("alx_") && stdout.trim().len() == 52,
+        "{stdout:?}"
+    );
+    let out = alexandrite(
+        &["keys", "create", "--email", "nobody@acme.test"],
+        dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user with email nobody@acme.test"));
+}
+
+#[tokio::test]
+async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
+    let app = spawn_app().await;
+    let key = app.b2b_key.clone();
+    let cube = model("generated/cube_10mm_12tri.bin.stl");
+    let first = app
+        .upload_model(&key, "generated/cube_10mm_12tri.bin.stl", "AG925")
+        .await;
+    let priced = app.wait_status(&key, &first, "AWAITING_CONFIRMATION").await;
+    assert_eq!(priced["geometry"]["volume_mm3"], 1000.0);
+
+    // The measurement sits next to the models under the file's content hash.
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(&cube));
+    let cached = app
+        .data_dir
+        .path()
+        .join(format!("objects/measurements/{sha}.json"));
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(&cached).expect("measurement cached")).unwrap();
+    assert_eq!(m["volume_mm3"], 1000.0);
+    // Tamper with it: if the second order shows this volume, it was not recomputed.
+    m["volume_mm3"] = serde_json::json!(2000.0);
+    std::fs::write(&cached, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let second = app
+        .upload_model(&key, "generated/cube_10mm_12tri.bin.stl", "AU585Y")
+        .await;
+    let priced = app
+        .wait_status(&key, &second, "AWAITING_CONFIRMATION")
+        .await;
+    assert_eq!(priced["geometry"]["volume_mm3"], 2000.0);
+    assert_eq!(
+        priced["geometry"]["weight_g"], 26.2,
+        "priced for its own material from the cached geometry"
+    );
+    app.stop().await;
+}
