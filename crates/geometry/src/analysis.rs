@@ -153,33 +153,50 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         0.5 * (bmin[2] + bmax[2]),
     ];
 
-    // Edge buckets keyed by the lower vertex: (upper vertex, face << 1 | backwards).
+    // Edge buckets keyed by the lower vertex. An entry is a corner id
+    // 3 * face + k, standing for the edge from corner k to corner k + 1 of the
+    // face (4 bytes: the upper vertex and the direction are read back from
+    // the triangle). Buckets are filled back to front, so `start` ends up
+    // holding each bucket's first entry without a second offsets array.
+    assert!(
+        nf < (u32::MAX / 3) as usize,
+        "more than 1.4 billion triangles"
+    );
     let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
     let mut start = vec![0u32; nv + 1];
     for t in tris.iter().filter(|t| !collapsed(t)) {
         for k in 0..3 {
             let (a, b) = (t[k], t[(k + 1) % 3]);
-            start[a.min(b) as usize + 1] += 1;
+            start[a.min(b) as usize] += 1;
         }
     }
-    for i in 0..nv {
-        start[i + 1] += start[i];
+    let mut total = 0u32;
+    for s in start.iter_mut() {
+        total += *s;
+        *s = total;
     }
-    let mut fill = start.clone();
-    let mut entries = vec![(0u32, 0u32); start[nv] as usize];
-    for (f, t) in tris.iter().enumerate() {
+    let mut entries = vec![0u32; total as usize];
+    for (f, t) in tris.iter().enumerate().rev() {
         if collapsed(t) {
             continue;
         }
-        for k in 0..3 {
+        for k in (0..3).rev() {
             let (a, b) = (t[k], t[(k + 1) % 3]);
-            let (lo, hi, back) = if a < b { (a, b, 0) } else { (b, a, 1) };
-            let slot = &mut fill[lo as usize];
-            entries[*slot as usize] = (hi, (f as u32) << 1 | back);
-            *slot += 1;
+            let slot = &mut start[a.min(b) as usize];
+            *slot -= 1;
+            entries[*slot as usize] = (3 * f + k) as u32;
         }
     }
-    drop(fill);
+    // The upper vertex and direction of an entry's edge, as (hi, face << 1 | backwards).
+    let edge = |e: u32| {
+        let (f, k) = ((e / 3) as usize, (e % 3) as usize);
+        let (a, b) = (tris[f][k], tris[f][(k + 1) % 3]);
+        if a < b {
+            (b, (f as u32) << 1)
+        } else {
+            (a, (f as u32) << 1 | 1)
+        }
+    };
 
     let mut uf = UnionFind::new(nf);
     let mut boundary_edges = 0u64;
@@ -188,10 +205,17 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // Faces that end up with an unmatched edge (for per-shell open counts).
     let mut open_faces: Vec<u32> = Vec::new();
     let mut ring: Vec<(f64, u32)> = Vec::new();
+    let mut bucket: Vec<(u32, u32)> = Vec::new();
     for lo in 0..nv {
-        let bucket = &mut entries[start[lo] as usize..start[lo + 1] as usize];
+        bucket.clear();
+        bucket.extend(
+            entries[start[lo] as usize..start[lo + 1] as usize]
+                .iter()
+                .map(|&e| edge(e)),
+        );
         if bucket.len() > 1 {
-            bucket.sort_unstable_by_key(|e| e.0);
+            // Stable, so equal edges keep file order (as before).
+            bucket.sort_by_key(|e| e.0);
         }
         let mut i = 0;
         while i < bucket.len() {
@@ -230,23 +254,31 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         }
     }
     drop(entries);
+    drop(start);
+    drop(bucket);
 
-    // Shell labels in order of each shell's first triangle.
+    // Shell labels in order of each shell's first triangle, computed in place
+    // of the union-find parents: a root is the smallest face of its shell and
+    // every parent is smaller than its child, so one pass in face order sees
+    // each parent already resolved.
     const NONE: u32 = u32::MAX;
-    let mut label = vec![NONE; nf];
+    let mut label = uf.parent;
     let mut nshells = 0u32;
     for f in 0..nf {
         if collapsed(&tris[f]) {
+            label[f] = NONE;
             continue;
         }
-        let r = uf.find(f as u32) as usize;
-        if label[r] == NONE {
-            label[r] = nshells;
+        let r = label[f] as usize;
+        label[f] = if r == f {
             nshells += 1;
-        }
-        label[f] = label[r];
+            nshells - 1
+        } else {
+            // r < f is already a label (its root's), or r is a root < f
+            // replaced by its label; either way label[r] is the shell of f.
+            label[r]
+        };
     }
-    drop(uf);
     let ns = nshells as usize;
     let mut acc = vec![Acc::new(); ns];
 

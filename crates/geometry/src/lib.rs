@@ -15,6 +15,7 @@ mod ply;
 mod stl;
 mod text;
 mod threemf;
+mod weld;
 
 pub use analysis::analyze_mesh;
 pub use mesh::Mesh;

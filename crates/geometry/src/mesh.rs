@@ -135,21 +135,6 @@ impl MeshBuilder {
         Ok(idx as u32)
     }
 
-    /// Hints the CPU to load the table slot of a position that is about to be
-    /// welded (batching these hides the cache misses of a large table).
-    #[inline]
-    pub(crate) fn prefetch(&self, p: &[f64; 3]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let slot = (hash(&key(p)) >> self.shift) as usize;
-            let ptr = self.table.as_ptr().wrapping_add(slot) as *const i8;
-            // SAFETY: prefetching is a hint; it never faults, even off the table.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
-    }
-
     fn grow(&mut self) {
         let cap = self.table.len() * 2;
         self.table = vec![EMPTY; cap];

@@ -40,11 +40,6 @@ fn malformed(format: &'static str, message: String) -> GeometryError {
     GeometryError::Malformed { format, message }
 }
 
-#[inline]
-fn f32_at(b: &[u8], at: usize) -> f64 {
-    f64::from(f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
-}
-
 /// Parses a binary STL: the count is checked against the length and the limit
 /// before anything is allocated.
 pub(crate) fn parse_binary(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
@@ -82,28 +77,7 @@ pub(crate) fn parse_binary(bytes: &[u8], limits: &Limits) -> Result<Mesh, Geomet
     if count == 0 {
         return Err(GeometryError::NoTriangles);
     }
-    let n = count as usize;
-    let mut b = MeshBuilder::new(n / 2 + 8, n, limits.max_triangles);
-    let corner = |rec: &[u8], k: usize| {
-        let o = 12 + 12 * k;
-        [f32_at(rec, o), f32_at(rec, o + 4), f32_at(rec, o + 8)]
-    };
-    // In batches: first ask for the table slots, then weld.
-    for batch in bytes[84..].chunks(50 * 32) {
-        for rec in batch.chunks_exact(50) {
-            for k in 0..3 {
-                b.prefetch(&corner(rec, k));
-            }
-        }
-        for rec in batch.chunks_exact(50) {
-            let mut t = [0u32; 3];
-            for (k, slot) in t.iter_mut().enumerate() {
-                *slot = b.vertex(corner(rec, k), BIN)?;
-            }
-            b.triangle(t);
-        }
-    }
-    b.finish()
+    crate::weld::weld_binary_stl(&bytes[84..], count as usize)
 }
 
 /// Parses an ASCII STL with any number of `solid` blocks. Facet normals are
