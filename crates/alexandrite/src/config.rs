@@ -109,6 +109,21 @@ fn sqlite_in(dir: &Path, file: &str) -> String {
     adapters::db::sqlite_url(&dir.join(file))
 }
 
+/// The configuration's top-level keys (environment variables naming others are not ours).
+const TOP_LEVEL: &[&str] = &[
+    "listen",
+    "data_dir",
+    "public_url",
+    "identity_secret",
+    "cookie_secure",
+    "demo",
+    "crm",
+    "mes",
+    "bus",
+    "pricing",
+    "limits",
+];
+
 impl Config {
     /// Loads the layers; `file` is the optional TOML file.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -121,11 +136,20 @@ impl Config {
             );
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(
-            Env::prefixed("ALEXANDRITE_")
-                .split("__")
-                .ignore(&["config"]),
-        );
+        // The environment is shared with other tools (ALEXANDRITE_BIN, …): only the
+        // variables naming a configuration key are read; a TOML file stays strict.
+        let env = Env::prefixed("ALEXANDRITE_")
+            .filter(|k| {
+                let top = k
+                    .as_str()
+                    .split("__")
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                TOP_LEVEL.contains(&top.as_str())
+            })
+            .split("__");
+        fig = fig.merge(env);
         fig.extract()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))
     }
@@ -187,5 +211,33 @@ impl Config {
         v["mes"]["objects_url"] = serde_json::json!(self.objects_url());
         v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
         serde_json::to_string_pretty(&v).expect("json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_foreign_variables_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "a.toml",
+                "listen = \"0.0.0.0:9000\"\n[pricing]\nworkers = 3\n",
+            )?;
+            jail.set_env("ALEXANDRITE_PRICING__WORKERS", "5");
+            jail.set_env("ALEXANDRITE_LIMITS__MAX_TRIANGLES", "1000");
+            jail.set_env("ALEXANDRITE_BIN", "/some/path");
+            let c = Config::load(Some(Path::new("a.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "0.0.0.0:9000");
+            assert_eq!(c.pricing.workers, 5, "the environment overrides the file");
+            assert_eq!(c.limits.max_triangles, 1000);
+            jail.create_file("bad.toml", "listne = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("listne"), "{err}");
+            Ok(())
+        });
     }
 }

@@ -7,6 +7,8 @@ use tracing_subscriber::EnvFilter;
 pub enum Sink {
     Stdout,
     Stderr,
+    /// The test harness's captured output (shown when a test fails).
+    Test,
 }
 
 pub fn init(sink: Sink) {
@@ -21,5 +23,6 @@ pub fn init(sink: Sink) {
     let _ = match sink {
         Sink::Stdout => builder.with_writer(std::io::stdout).try_init(),
         Sink::Stderr => builder.with_writer(std::io::stderr).try_init(),
+        Sink::Test => builder.with_test_writer().try_init(),
     };
 }

@@ -27,7 +27,7 @@ pub enum AccountError {
     Taken(String),
     #[error("no user with email {0}")]
     NoSuchUser(String),
-    #[error("API keys act for customers of a B2B organisation or for operators; {0} is a {1}")]
+    #[error("API keys act for B2B organisations' customers, operators and managers; {0} is a {1}")]
     KeyNotAllowed(String, &'static str),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -216,15 +216,11 @@ impl Accounts {
             .find_by_email(email)
             .await?
             .ok_or_else(|| AccountError::NoSuchUser(normalise_email(email)))?;
-        match user.role {
-            Role::Customer if user.org.is_none() => {
-                return Err(AccountError::KeyNotAllowed(
-                    user.email,
-                    "customer without an organisation",
-                ));
-            }
-            Role::Manager => return Err(AccountError::KeyNotAllowed(user.email, "manager")),
-            _ => {}
+        if user.role == Role::Customer && user.org.is_none() {
+            return Err(AccountError::KeyNotAllowed(
+                user.email,
+                "customer without an organisation",
+            ));
         }
         let key = format!("alx_{}", random_token(24));
         sqlx::query("INSERT INTO api_keys (key_hash, prefix, user_id, created_at_ms) VALUES ($1, $2, $3, $4)")

@@ -163,6 +163,38 @@ pub struct QueueQuery {
     pub material: Option<String>,
 }
 
+/// `GET /api/v1/models/{order_id}/preview.png`: the model's picture, for the
+/// order's customer and for staff.
+pub async fn preview(
+    State(state): State<MesState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let Some(sha) = orders::content_hash(&state.db, &caller, id).await? else {
+        return Err(ApiError::NotFound("order"));
+    };
+    let key = object_store::path::Path::from(format!("previews/{sha}.png"));
+    match state.store.get(&key).await {
+        Ok(got) => {
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            Ok((
+                [
+                    ("content-type", "image/png"),
+                    ("cache-control", "private, max-age=86400"),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        Err(object_store::Error::NotFound { .. }) => Err(ApiError::NotFound("preview")),
+        Err(e) => Err(ApiError::Internal(e.into())),
+    }
+}
+
 /// `GET /mes/api/queue`: confirmed orders, newest first.
 pub async fn get_queue(
     State(state): State<MesState>,

@@ -2,6 +2,7 @@
 //! queue and its status history; the upload form and the operator console.
 
 pub mod api;
+mod catalogue;
 mod console;
 pub mod consumer;
 pub mod intake;
@@ -110,12 +111,22 @@ impl Mes {
                 "/api/v1/models",
                 post(api::upload_model).layer(body_limit.clone()),
             )
+            .route("/api/v1/models/{id}/preview.png", get(api::preview))
             .route("/api/v1/materials", get(api::list_materials))
             .route(
                 "/upload",
                 get(console::upload_form)
                     .post(console::upload)
                     .layer(body_limit),
+            )
+            .route(
+                "/crm/materials",
+                get(catalogue::show).post(catalogue::create),
+            )
+            .route("/crm/materials/{code}", post(catalogue::update))
+            .route(
+                "/mes/api/materials/{code}",
+                axum::routing::put(catalogue::put),
             )
             .route("/mes", get(console::console))
             .route("/mes/orders/{id}", get(console::order))

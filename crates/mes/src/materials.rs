@@ -42,3 +42,170 @@ pub async fn find(db: &Db, code: &str) -> anyhow::Result<Option<MaterialSnapshot
     .await?;
     row.as_ref().map(from_row).transpose()
 }
+
+/// A manager's change to the catalogue.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MaterialEdit {
+    pub name_en: String,
+    pub name_ru: String,
+    pub density_g_cm3: f64,
+    pub price_per_gram_minor: i64,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a catalogue change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("material code must be 2 to 16 capital letters, digits or '-', e.g. AU585Y")]
+    BadCode,
+    #[error("density must be between 0.5 and 25 g/cm³")]
+    BadDensity,
+    #[error("price per gram must be a positive number of kopecks")]
+    BadPrice,
+    #[error("names in Russian and English are required")]
+    MissingName,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl EditError {
+    /// The form field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            EditError::BadCode => "code",
+            EditError::BadDensity => "density_g_cm3",
+            EditError::BadPrice => "price_per_gram_minor",
+            EditError::MissingName => "name_en",
+            EditError::Internal(_) => "",
+        }
+    }
+}
+
+/// One row of a material's history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Version {
+    pub material: MaterialSnapshot,
+    pub active: bool,
+    pub changed_by: String,
+    pub changed_at: String,
+}
+
+/// Creates a material or makes a new version of it. Quotes keep the version
+/// they were made with, so no existing quote changes.
+pub async fn save(
+    db: &Db,
+    code: &str,
+    edit: &MaterialEdit,
+    actor: &str,
+) -> Result<MaterialSnapshot, EditError> {
+    let code = code.trim().to_ascii_uppercase();
+    if !(2..=16).contains(&code.len())
+        || !code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(EditError::BadCode);
+    }
+    if !(0.5..=25.0).contains(&edit.density_g_cm3) || !edit.density_g_cm3.is_finite() {
+        return Err(EditError::BadDensity);
+    }
+    if edit.price_per_gram_minor <= 0 {
+        return Err(EditError::BadPrice);
+    }
+    if edit.name_en.trim().is_empty() || edit.name_ru.trim().is_empty() {
+        return Err(EditError::MissingName);
+    }
+    let result: anyhow::Result<MaterialSnapshot> = async {
+        let mut tx = db.begin_write().await?;
+        let current: Option<i64> = sqlx::query("SELECT version FROM materials WHERE code = $1")
+            .bind(&code)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("version"))
+            .transpose()?;
+        let version = current.unwrap_or(0) + 1;
+        let now = domain::to_ms(domain::now());
+        let (en, ru) = (edit.name_en.trim(), edit.name_ru.trim());
+        if current.is_some() {
+            sqlx::query(
+                "UPDATE materials SET version = $1, name_en = $2, name_ru = $3, density_g_cm3 = $4, \
+                 price_per_gram_minor = $5, active = $6 WHERE code = $7",
+            )
+            .bind(version)
+            .bind(en)
+            .bind(ru)
+            .bind(edit.density_g_cm3)
+            .bind(edit.price_per_gram_minor)
+            .bind(edit.active)
+            .bind(&code)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(&format!("INSERT INTO materials ({COLUMNS}, active) VALUES ($1, $2, $3, $4, $5, $6, 'RUB', $7)"))
+                .bind(&code)
+                .bind(version)
+                .bind(en)
+                .bind(ru)
+                .bind(edit.density_g_cm3)
+                .bind(edit.price_per_gram_minor)
+                .bind(edit.active)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO material_versions (code, version, name_en, name_ru, density_g_cm3, price_per_gram_minor, \
+             currency, active, changed_by, changed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 'RUB', $7, $8, $9)",
+        )
+        .bind(&code)
+        .bind(version)
+        .bind(en)
+        .bind(ru)
+        .bind(edit.density_g_cm3)
+        .bind(edit.price_per_gram_minor)
+        .bind(edit.active)
+        .bind(actor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(MaterialSnapshot {
+            code: code.clone(),
+            version,
+            name_en: en.into(),
+            name_ru: ru.into(),
+            density_g_cm3: edit.density_g_cm3,
+            price_per_gram_minor: edit.price_per_gram_minor,
+            currency: Currency::RUB,
+        })
+    }
+    .await;
+    let saved = result?;
+    tracing::info!(code = %saved.code, version = saved.version, actor, "material saved");
+    Ok(saved)
+}
+
+/// Every material (active or not) with its full history, newest version first.
+pub async fn history(db: &Db) -> anyhow::Result<Vec<Version>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS}, CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS active_int, changed_by, \
+         changed_at_ms FROM material_versions ORDER BY code, version DESC"
+    ))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Version {
+                material: from_row(r)?,
+                // Read as an integer: the Any driver cannot decode SQLite booleans.
+                active: r.try_get::<i64, _>("active_int")? != 0,
+                changed_by: r.try_get("changed_by")?,
+                changed_at: domain::rfc3339(domain::from_ms(r.try_get("changed_at_ms")?)),
+            })
+        })
+        .collect()
+}

@@ -80,6 +80,25 @@ CREATE TABLE idempotency (
     };
 }
 
+/// Every version of every material: a quote names the version it was made with.
+const MATERIAL_VERSIONS: &str = "
+CREATE TABLE material_versions (
+    code TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    name_en TEXT NOT NULL,
+    name_ru TEXT NOT NULL,
+    density_g_cm3 DOUBLE PRECISION NOT NULL,
+    price_per_gram_minor BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    active BOOLEAN NOT NULL,
+    changed_by TEXT NOT NULL,
+    changed_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (code, version)
+);
+INSERT INTO material_versions
+  SELECT code, version, name_en, name_ru, density_g_cm3, price_per_gram_minor, currency, active, 'seed', 0 FROM materials;
+";
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
 
@@ -101,5 +120,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "inbox",
         sqlite: adapters::inbox::SQL,
         postgres: adapters::inbox::SQL,
+    },
+    Migration {
+        version: 4,
+        description: "material versions",
+        sqlite: MATERIAL_VERSIONS,
+        postgres: MATERIAL_VERSIONS,
     },
 ];

@@ -131,6 +131,20 @@ pub async fn status_in(
         .and_then(|s| OrderStatus::parse(&s)))
 }
 
+/// The content hash of an order's model, if the caller may see the order.
+pub async fn content_hash(db: &Db, caller: &Caller, id: OrderId) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT tenant, content_sha256 FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let tenant: String = row.try_get("tenant")?;
+    if caller.role == Role::Customer && tenant != caller.tenant() {
+        return Ok(None);
+    }
+    Ok(Some(row.try_get("content_sha256")?))
+}
+
 /// One order with its history. Staff see every order; a customer only their tenant's.
 pub async fn get(db: &Db, caller: &Caller, id: OrderId) -> anyhow::Result<Option<MesOrder>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))

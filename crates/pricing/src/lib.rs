@@ -147,28 +147,45 @@ impl Measured {
     }
 }
 
+fn unreadable(e: geometry::GeometryError) -> Unpriceable {
+    let code = match e {
+        geometry::GeometryError::TooLarge { .. }
+        | geometry::GeometryError::TooManyTriangles { .. } => "too_large",
+        geometry::GeometryError::Unsupported(_) => "unsupported_format",
+        _ => "unreadable",
+    };
+    Unpriceable {
+        code,
+        reason: e.to_string(),
+        geometry: None,
+    }
+}
+
 /// Parses and measures a model.
 pub fn measure(bytes: &[u8], limits: &geometry::Limits) -> Result<Measured, Unpriceable> {
     geometry::analyze(bytes, limits)
         .map(|a| Measured::from(&a))
-        .map_err(|e| {
-            let code = match e {
-                geometry::GeometryError::TooLarge { .. }
-                | geometry::GeometryError::TooManyTriangles { .. } => "too_large",
-                geometry::GeometryError::Unsupported(_) => "unsupported_format",
-                _ => "unreadable",
-            };
-            Unpriceable {
-                code,
-                reason: e.to_string(),
-                geometry: None,
-            }
-        })
+        .map_err(unreadable)
+}
+
+/// Parses once, measures, and renders the preview picture (PNG).
+pub fn measure_and_render(
+    bytes: &[u8],
+    limits: &geometry::Limits,
+) -> Result<(Measured, Vec<u8>), Unpriceable> {
+    let (format, mesh) = geometry::parse(bytes, limits).map_err(unreadable)?;
+    let measured = Measured::from(&geometry::analyze_mesh(&mesh, format));
+    Ok((measured, preview::render(&mesh)))
 }
 
 /// Where a content hash's measurement is cached, next to the models.
 pub fn measurement_key(content_sha256: &str) -> ObjectPath {
     ObjectPath::from(format!("measurements/{content_sha256}.json"))
+}
+
+/// Where a content hash's preview picture is stored, next to the models.
+pub fn preview_key(content_sha256: &str) -> ObjectPath {
+    ObjectPath::from(format!("previews/{content_sha256}.png"))
 }
 
 /// A pricing worker pool.
@@ -247,21 +264,29 @@ impl Worker {
             .map_err(retry("reading the model"))?;
         let limits = self.limits;
         let span = tracing::Span::current();
-        let measured =
-            tokio::task::spawn_blocking(move || span.in_scope(|| measure(&bytes, &limits)))
-                .await
-                .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("analysis crashed: {e}")))?;
-        if let Ok(m) = &measured {
-            let json = serde_json::to_vec(m).expect("measurement serialises");
-            if let Err(e) = self
-                .store
-                .put(&measurement_key(&job.content_sha256), json.into())
-                .await
-            {
-                tracing::warn!(error = %e, "could not cache the measurement");
-            }
+        let measured = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| measure_and_render(&bytes, &limits))
+        })
+        .await
+        .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("analysis crashed: {e}")))?;
+        let (m, png) = match measured {
+            Ok(done) => done,
+            Err(u) => return Ok(Err(u)),
+        };
+        // The picture first: a cached measurement promises its picture exists.
+        self.store
+            .put(&preview_key(&job.content_sha256), png.into())
+            .await
+            .map_err(retry("storing the preview"))?;
+        let json = serde_json::to_vec(&m).expect("measurement serialises");
+        if let Err(e) = self
+            .store
+            .put(&measurement_key(&job.content_sha256), json.into())
+            .await
+        {
+            tracing::warn!(error = %e, "could not cache the measurement");
         }
-        Ok(measured)
+        Ok(Ok(m))
     }
 }
 

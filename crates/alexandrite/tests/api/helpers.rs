@@ -33,6 +33,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    alexandrite::telemetry::init(alexandrite::telemetry::Sink::Test);
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config {
         listen: "127.0.0.1:0".into(),

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod catalogue;
 mod cli;
 mod durability;
 mod isolation;
