@@ -2,7 +2,6 @@
 //! chosen by URL scheme. Services depend on the ports; the binary picks the backend.
 
 pub mod bus;
-pub mod cache;
 pub mod db;
 pub mod inbox;
 pub mod objects;

@@ -1,7 +1,6 @@
 //! What the pages show of an order, formatted for a person in their language.
 
 use crate::orders::Order;
-use domain::Money;
 use web::Texts;
 
 pub struct HistView {
@@ -42,14 +41,13 @@ pub fn when(rfc: &str) -> String {
         .unwrap_or_else(|| rfc.to_string())
 }
 
-fn num(v: f64, digits: usize, lang: &str) -> String {
-    let s = format!("{v:.digits$}");
-    if lang == "ru" { s.replace('.', ",") } else { s }
+fn num(v: f64, digits: usize, t: &Texts) -> String {
+    web::fmt::number(v, digits, t.language())
 }
 
 impl OrderView {
     pub fn new(o: &Order, t: &'static Texts) -> OrderView {
-        let money = |minor: i64| Money::rub(minor).display();
+        let money = |minor: i64| web::fmt::money(minor, t.language());
         let g = o.geometry.as_ref();
         OrderView {
             id: o.order_id.to_string(),
@@ -77,21 +75,21 @@ impl OrderView {
                 })
                 .unwrap_or_default(),
             weight: g
-                .map(|g| format!("{} {}", num(g.weight_g, 2, t.lang), t.g))
+                .map(|g| format!("{} {}", num(g.weight_g, 2, t), t.g))
                 .unwrap_or_default(),
             volume: g
-                .map(|g| format!("{} {}³", num(g.volume_mm3, 1, t.lang), t.mm))
+                .map(|g| format!("{} {}³", num(g.volume_mm3, 1, t), t.mm))
                 .unwrap_or_default(),
             area: g
-                .map(|g| format!("{} {}²", num(g.area_mm2, 1, t.lang), t.mm))
+                .map(|g| format!("{} {}²", num(g.area_mm2, 1, t), t.mm))
                 .unwrap_or_default(),
             size: g
                 .map(|g| {
                     format!(
                         "{} × {} × {} {}",
-                        num(g.bbox_mm.x, 1, t.lang),
-                        num(g.bbox_mm.y, 1, t.lang),
-                        num(g.bbox_mm.z, 1, t.lang),
+                        num(g.bbox_mm.x, 1, t),
+                        num(g.bbox_mm.y, 1, t),
+                        num(g.bbox_mm.z, 1, t),
                         t.mm
                     )
                 })
@@ -113,7 +111,11 @@ impl OrderView {
                     status: h.status.as_str().to_string(),
                     label: t.status(h.status.as_str()),
                     at: when(&h.at),
-                    actor: h.actor.name.clone(),
+                    actor: if h.actor.kind == "system" {
+                        t.actor_pricing.to_string()
+                    } else {
+                        h.actor.name.clone()
+                    },
                     note: h.note.clone().unwrap_or_default(),
                 })
                 .collect(),

@@ -9,7 +9,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use domain::{Caller, Money, Role};
+use domain::{Caller, Role};
 use serde::Deserialize;
 use web::assets::{Frame, urlencode};
 use web::{ApiError, Authenticated, Lang, MaybeCaller, Texts};
@@ -70,12 +70,9 @@ struct Page {
     error: String,
 }
 
+/// Roubles as typed into the form: "7500,00" (read back by [`parse_rubles`]).
 fn rubles(minor: i64) -> String {
-    Money::rub(minor)
-        .display()
-        .replace('\u{a0}', " ")
-        .trim_end_matches(" ₽")
-        .replace('\u{202f}', "")
+    format!("{},{:02}", minor / 100, minor % 100)
 }
 
 async fn page(

@@ -11,7 +11,7 @@ use axum::Form;
 use axum::extract::{Multipart, OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use domain::{Caller, Money, OrderId, OrderStatus, Role};
+use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Deserialize;
 use web::assets::{Frame, urlencode};
 use web::{ApiError, Lang, MaybeCaller, Texts};
@@ -96,18 +96,18 @@ async fn upload_page(
                 } else {
                     &m.name_en
                 },
-                Money {
-                    minor: m.price_per_gram_minor,
-                    currency: m.currency
-                }
-                .display(),
+                web::fmt::money(m.price_per_gram_minor, lang),
                 t.g
             ),
             selected: m.code == chosen,
         })
         .collect();
     let frame = Frame::new(lang, Some(user), path_of(uri));
-    let max_mib = format!("{:.0}", state.limits.max_upload_bytes as f64 / 1048576.0);
+    let max_mib = format!(
+        "{:.0} {}",
+        state.limits.max_upload_bytes as f64 / 1048576.0,
+        t.mib
+    );
     Ok(render(
         status,
         UploadPage {
@@ -155,7 +155,12 @@ pub async fn upload(
     let raw = match read_upload(mp, max).await {
         Ok(r) => r,
         Err(ApiError::TooLarge { .. }) => {
-            let msg = format!("{} {:.0} MiB.", t.err_too_large, max as f64 / 1048576.0);
+            let msg = format!(
+                "{} {:.0} {}.",
+                t.err_too_large,
+                max as f64 / 1048576.0,
+                t.mib
+            );
             return upload_page(
                 &state,
                 lang,
@@ -273,12 +278,12 @@ impl Row {
             weight: o
                 .geometry
                 .as_ref()
-                .map(|g| format!("{:.2} {}", g.weight_g, t.g))
+                .map(|g| format!("{} {}", web::fmt::number(g.weight_g, 2, t.language()), t.g))
                 .unwrap_or_default(),
             price: o
                 .price
                 .as_ref()
-                .map(|q| Money::rub(q.total_minor).display())
+                .map(|q| web::fmt::money(q.total_minor, t.language()))
                 .unwrap_or_default(),
             confirmed: ago(o.confirmed_at.as_deref(), t),
             operator: o
@@ -546,7 +551,11 @@ pub async fn order(
                 .get(..16)
                 .map(|x| format!("{} UTC", x.replace('T', " ")))
                 .unwrap_or_default(),
-            actor: s.actor.name.clone(),
+            actor: if s.actor.kind == "system" {
+                t.actor_pricing.to_string()
+            } else {
+                s.actor.name.clone()
+            },
             note: s.note.clone().unwrap_or_default(),
         })
         .collect();

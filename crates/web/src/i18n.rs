@@ -205,11 +205,23 @@ pub struct Texts {
     pub versions: &'static str,
     pub saved_ok: &'static str,
     pub err_bad_price: &'static str,
+    pub note: &'static str,
+    pub actor_pricing: &'static str,
+    pub mib: &'static str,
     pub mm: &'static str,
     pub g: &'static str,
 }
 
 impl Texts {
+    /// The language these texts are in.
+    pub fn language(&self) -> Lang {
+        if self.lang == "ru" {
+            Lang::Ru
+        } else {
+            Lang::En
+        }
+    }
+
     /// A status as a person reads it.
     pub fn status(&self, s: &str) -> &'static str {
         let ru = self.lang == "ru";
@@ -273,7 +285,7 @@ pub static RU: Texts = Texts {
     no_account: "Нет аккаунта?",
     home_title: "Ювелирное изделие по вашей модели",
     home_lead: "Загрузите 3D-модель кольца, подвески или браслета — цена будет через секунды, а за каждым шагом изготовления можно следить здесь же.",
-    home_step1: "Загрузите STL-файл и выберите металл",
+    home_step1: "Загрузите модель (STL, OBJ, PLY, 3MF) и выберите металл",
     home_step2: "Получите цену с расшифровкой: вес металла, литьё, обработка",
     home_step3: "Подтвердите заказ и следите за статусом до отправки",
     start: "Начать",
@@ -281,7 +293,7 @@ pub static RU: Texts = Texts {
     no_orders: "Заказов пока нет. Загрузите модель — цена появится через несколько секунд.",
     new_order: "Новый заказ",
     upload_title: "Новый заказ",
-    upload_lead: "Файл STL (двоичный или текстовый), размеры в миллиметрах. Модель должна быть замкнутой.",
+    upload_lead: "Файл STL, OBJ, PLY или 3MF, размеры в миллиметрах. Модель должна быть замкнутой.",
     model_file: "Файл модели",
     material: "Металл",
     upload_button: "Загрузить и рассчитать",
@@ -315,7 +327,7 @@ pub static RU: Texts = Texts {
     line_complexity: "Сложность",
     line_minimum: "Доплата до минимальной стоимости",
     queue_title: "Очередь производства",
-    queue_lead: "Подтверждённые заказы, новые сверху.",
+    queue_lead: "Подтверждённые заказы, новые сверху",
     queue_empty: "Очередь пуста.",
     confirmed_ago: "Подтверждён",
     take: "Взять в работу",
@@ -369,6 +381,9 @@ pub static RU: Texts = Texts {
     versions: "История версий",
     saved_ok: "Сохранено: новая версия",
     err_bad_price: "Цена за грамм: укажите сумму в рублях, например 7500,00.",
+    note: "Примечание",
+    actor_pricing: "Автоматический расчёт",
+    mib: "МБ",
     mm: "мм",
     g: "г",
 };
@@ -398,7 +413,7 @@ pub static EN: Texts = Texts {
     no_account: "No account yet?",
     home_title: "Jewellery made from your model",
     home_lead: "Upload a 3D model of a ring, pendant or bracelet — the price is ready in seconds, and you can follow every step of making it right here.",
-    home_step1: "Upload an STL file and choose a metal",
+    home_step1: "Upload a model (STL, OBJ, PLY, 3MF) and choose a metal",
     home_step2: "Get a price with its breakdown: metal weight, casting, finishing",
     home_step3: "Confirm the order and follow it until it ships",
     start: "Get started",
@@ -406,7 +421,7 @@ pub static EN: Texts = Texts {
     no_orders: "No orders yet. Upload a model — the price appears in a few seconds.",
     new_order: "New order",
     upload_title: "New order",
-    upload_lead: "An STL file (binary or ASCII), dimensions in millimetres. The model must be closed.",
+    upload_lead: "An STL, OBJ, PLY or 3MF file, dimensions in millimetres. The model must be closed.",
     model_file: "Model file",
     material: "Metal",
     upload_button: "Upload and price",
@@ -440,7 +455,7 @@ pub static EN: Texts = Texts {
     line_complexity: "Complexity",
     line_minimum: "Top-up to the minimum charge",
     queue_title: "Production queue",
-    queue_lead: "Confirmed orders, newest first.",
+    queue_lead: "Confirmed orders, newest first",
     queue_empty: "The queue is empty.",
     confirmed_ago: "Confirmed",
     take: "Take into work",
@@ -494,6 +509,9 @@ pub static EN: Texts = Texts {
     versions: "Version history",
     saved_ok: "Saved: new version",
     err_bad_price: "Price per gram: enter an amount in roubles, e.g. 7500.00.",
+    note: "Note",
+    actor_pricing: "Automatic pricing",
+    mib: "MB",
     mm: "mm",
     g: "g",
 };

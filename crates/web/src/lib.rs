@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod error;
+pub mod fmt;
 pub mod i18n;
 pub mod identity;
 
