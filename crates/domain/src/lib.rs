@@ -30,8 +30,28 @@ pub fn from_ms(ms: i64) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-/// RFC 3339 rendering for JSON and pages.
+/// RFC 3339 in UTC with exactly three fractional digits, so times sort as text:
+/// `2026-11-21T11:45:14.400Z`.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_have_fixed_millisecond_precision() {
+        assert_eq!(
+            super::rfc3339(super::from_ms(1_795_000_000_400)),
+            "2026-11-18T11:06:40.400Z"
+        );
+        assert_eq!(
+            super::rfc3339(super::from_ms(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
 }

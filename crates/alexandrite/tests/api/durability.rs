@@ -1,7 +1,7 @@
 //! Kill -9 the real binary in the middle of the flow, start it again: every
 //! order completes, none is lost or applied twice.
 
-use crate::helpers::{history, model, wait_status};
+use crate::helpers::{fresh_database, history, model, production, wait_status};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use std::path::Path;
@@ -20,6 +20,9 @@ struct Server {
     child: Child,
 }
 
+/// Environment for the children: the production profile's database URLs, if any.
+static ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
 impl Server {
     async fn start(dir: &Path, port: u16) -> Server {
         let log = std::fs::OpenOptions::new()
@@ -37,6 +40,7 @@ impl Server {
             .arg(dir)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
+            .envs(ENV.get().cloned().unwrap_or_default())
             .spawn()
             .expect("start alexandrite");
         let client = Client::new();
@@ -88,6 +92,13 @@ async fn killed_mid_flow_it_completes_after_a_restart_with_nothing_lost_or_doubl
     let base = format!("http://127.0.0.1:{port}");
     let client = Client::new();
     let ring = model("ring_showcase_ring.bin.stl");
+    if production() {
+        let env = vec![
+            ("ALEXANDRITE_CRM__DATABASE_URL".to_string(), fresh_database("crm").await),
+            ("ALEXANDRITE_MES__DATABASE_URL".to_string(), fresh_database("mes").await),
+        ];
+        ENV.set(env).unwrap();
+    }
 
     // 1. Uploads accepted, then kill -9 at once: pricing is mid-way for most of them.
     let server = Server::start(dir.path(), port).await;
@@ -152,6 +163,7 @@ async fn killed_mid_flow_it_completes_after_a_restart_with_nothing_lost_or_doubl
                 "--data-dir",
             ])
             .arg(dir.path())
+            .envs(ENV.get().cloned().unwrap_or_default())
             .output()
             .unwrap()
             .stdout,

@@ -17,6 +17,39 @@ pub fn model(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("test model {path}: {e}"))
 }
 
+/// Which profile the suite runs on: `embedded` (default) or `production`
+/// (PostgreSQL databases made fresh for each test), from `ALEXANDRITE_TEST_PROFILE`.
+pub fn production() -> bool {
+    match std::env::var("ALEXANDRITE_TEST_PROFILE").as_deref() {
+        Ok("production") => true,
+        Ok("embedded") | Err(_) => false,
+        Ok(other) => panic!("ALEXANDRITE_TEST_PROFILE={other}: expected embedded or production"),
+    }
+}
+
+/// The PostgreSQL server the production profile's tests use.
+pub fn postgres_url() -> String {
+    std::env::var("ALEXANDRITE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, empty PostgreSQL database; its URL. Fails loudly if the server is not there.
+pub async fn fresh_database(service: &str) -> String {
+    use sqlx::Connection;
+    let admin = format!("{}/postgres", postgres_url());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin} is needed for ALEXANDRITE_TEST_PROFILE=production (scripts/test starts it): {e}")
+    });
+    let name = format!("alx_test_{service}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    format!("{}/{name}", postgres_url())
+}
+
+/// Points a configuration at fresh production-profile stores.
+pub async fn use_production_stores(config: &mut Config) {
+    config.crm.database_url = Some(fresh_database("crm").await);
+    config.mes.database_url = Some(fresh_database("mes").await);
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
@@ -40,6 +73,9 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         data_dir: data_dir.path().to_path_buf(),
         ..Config::default()
     };
+    if production() {
+        use_production_stores(&mut config).await;
+    }
     adjust(&mut config);
     let app = Application::build(&config)
         .await
