@@ -3,7 +3,7 @@
 //! the bus has accepted it.
 
 use crate::bus::Bus;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use domain::events::Envelope;
 use sqlx::{Any, Row, Transaction};
 use std::sync::Arc;
@@ -97,42 +97,66 @@ impl Relay {
     /// Publishes up to a batch of unsent rows, oldest first; returns how many were sent.
     /// A row that fails stops the batch so events leave in the order they were written.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
-        let rows = sqlx::query(
-            "SELECT seq, body FROM outbox WHERE sent_at_ms IS NULL ORDER BY seq LIMIT 100",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
+        // One process per SQLite file: a plain read is enough. On PostgreSQL several
+        // relays (several processes of a service) may run: each claims its rows with
+        // FOR UPDATE SKIP LOCKED for as long as it publishes them, never "id > last seen".
+        let claim = match self.db.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let mut tx = match self.db.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(self.db.pool().begin().await?),
+        };
+        let sql = format!(
+            "SELECT seq, body FROM outbox WHERE sent_at_ms IS NULL ORDER BY seq LIMIT 100{claim}"
+        );
+        let rows = match tx.as_mut() {
+            Some(tx) => sqlx::query(&sql).fetch_all(&mut **tx).await?,
+            None => sqlx::query(&sql).fetch_all(self.db.pool()).await?,
+        };
         let mut sent = 0;
+        let mut failure = None;
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
             let body: String = row.try_get("body")?;
             let env: Envelope = serde_json::from_str(&body)?;
-            match self.bus.publish(&env).await {
-                Ok(()) => {
-                    sqlx::query(
-                        "UPDATE outbox SET sent_at_ms = $1, attempts = attempts + 1 WHERE seq = $2",
-                    )
-                    .bind(domain::to_ms(domain::now()))
-                    .bind(seq)
-                    .execute(self.db.pool())
-                    .await?;
+            let error = self.bus.publish(&env).await.err();
+            let q = match &error {
+                None => sqlx::query(
+                    "UPDATE outbox SET sent_at_ms = $1, attempts = attempts + 1 WHERE seq = $2",
+                )
+                .bind(domain::to_ms(domain::now())),
+                Some(e) => sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2",
+                )
+                .bind(format!("{e:#}")),
+            }
+            .bind(seq);
+            match tx.as_mut() {
+                Some(tx) => q.execute(&mut **tx).await?,
+                None => q.execute(self.db.pool()).await?,
+            };
+            match error {
+                None => {
                     sent += 1;
                     tracing::debug!(producer = self.producer, event_id = %env.event_id, kind = %env.kind,
                         order_id = %env.order_id, "event published");
                 }
-                Err(e) => {
-                    sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2",
-                    )
-                    .bind(e.to_string())
-                    .bind(seq)
-                    .execute(self.db.pool())
-                    .await?;
-                    return Err(e.context(format!("publishing {} {}", env.kind, env.event_id)));
+                Some(e) => {
+                    // Stop here so events leave in the order they were written.
+                    failure = Some(e.context(format!("publishing {} {}", env.kind, env.event_id)));
+                    break;
                 }
             }
         }
-        Ok(sent)
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(sent),
+        }
     }
 }
 
