@@ -209,21 +209,33 @@ pub fn detect(bytes: &[u8]) -> Result<Format, GeometryError> {
 /// Parses a model into a welded, indexed mesh in millimetres, checking the
 /// limits before allocating.
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<(Format, Mesh), GeometryError> {
+    check_size(bytes, limits)?;
+    let format = detect(bytes)?;
+    Ok((format, parse_as(format, bytes, limits)?))
+}
+
+/// Parses bytes as the given format, without detection (for callers that
+/// know the format, and for the fuzz targets of each parser). The limits are
+/// checked as in [`parse`].
+pub fn parse_as(format: Format, bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
+    check_size(bytes, limits)?;
+    match format {
+        Format::StlBinary => stl::parse_binary(bytes, limits),
+        Format::StlAscii => stl::parse_ascii(bytes, limits),
+        Format::Obj => obj::parse(bytes, limits),
+        Format::Ply => ply::parse(bytes, limits),
+        Format::ThreeMf => threemf::parse(bytes, limits),
+    }
+}
+
+fn check_size(bytes: &[u8], limits: &Limits) -> Result<(), GeometryError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(GeometryError::TooLarge {
             size: bytes.len() as u64,
             limit: limits.max_bytes,
         });
     }
-    let format = detect(bytes)?;
-    let mesh = match format {
-        Format::StlBinary => stl::parse_binary(bytes, limits)?,
-        Format::StlAscii => stl::parse_ascii(bytes, limits)?,
-        Format::Obj => obj::parse(bytes, limits)?,
-        Format::Ply => ply::parse(bytes, limits)?,
-        Format::ThreeMf => threemf::parse(bytes, limits)?,
-    };
-    Ok((format, mesh))
+    Ok(())
 }
 
 /// Parses and analyses a model.

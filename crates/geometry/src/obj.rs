@@ -31,6 +31,9 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError
     // Face lines whose index points past the vertices read so far (allowed by
     // some writers): checked once all vertices are known.
     let mut forward_ref: Option<(usize, i64)> = None;
+    // The largest such index: every forward reference is in range at the end
+    // exactly when this one is.
+    let mut furthest_ref: Option<(usize, i64)> = None;
     for (n, line) in bytes.split(|&c| c == b'\n').enumerate() {
         let line_no = n + 1;
         let mut it = tokens(line);
@@ -87,8 +90,13 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError
                             ),
                         ));
                     }
-                    if abs >= nv && forward_ref.is_none() {
-                        forward_ref = Some((line_no, abs));
+                    if abs >= nv {
+                        if forward_ref.is_none() {
+                            forward_ref = Some((line_no, abs));
+                        }
+                        if furthest_ref.is_none_or(|(_, a)| abs > a) {
+                            furthest_ref = Some((line_no, abs));
+                        }
                     }
                     if abs > u32::MAX as i64 - 1 {
                         return Err(err(line_no, format!("vertex index {i} is too large")));
@@ -117,9 +125,14 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError
             limit: limits.max_triangles,
         });
     }
-    if let Some((line_no, abs)) = forward_ref
-        && abs >= verts.len() as i64
+    if let Some((far_line, far)) = furthest_ref
+        && far >= verts.len() as i64
     {
+        // Name the first reference that stays unresolved.
+        let (line_no, abs) = match forward_ref {
+            Some((l, a)) if a >= verts.len() as i64 => (l, a),
+            _ => (far_line, far),
+        };
         return Err(err(
             line_no,
             format!(

@@ -181,7 +181,8 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError
             limit: cap,
         });
     }
-    let mut xml = Vec::with_capacity(part.size() as usize);
+    // The declared size is the sender's word: reserve at most 64 MiB up front.
+    let mut xml = Vec::with_capacity(part.size().min(64 << 20) as usize);
     part.by_ref()
         .take(cap.saturating_add(1))
         .read_to_end(&mut xml)

@@ -227,3 +227,15 @@ fn malformed_ascii() {
         Err(GeometryError::NoTriangles)
     );
 }
+
+/// Fuzz finding (obj target): a forward reference resolved by a later `v`
+/// line hid a second, unresolved one, which then indexed out of bounds.
+#[test]
+fn obj_second_forward_reference_out_of_range() {
+    let obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\nf 1 2 9\nv 0 0 1\n";
+    let e = geometry::analyze(obj, &Limits::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "OBJ: line 5: a face refers to vertex 9 but the file defines only 4"
+    );
+}
