@@ -125,10 +125,17 @@ impl EmbeddedBus {
     /// Opens (or creates) the bus file. Leases from a previous process are void:
     /// nothing of it is still running.
     pub async fn open(url: &str) -> anyhow::Result<Arc<EmbeddedBus>> {
-        let db = Db::connect(url, MIGRATIONS).await?;
+        let bus = Self::attach(url).await?;
         sqlx::query("UPDATE messages SET visible_at_ms = 0")
-            .execute(db.pool())
+            .execute(bus.db.pool())
             .await?;
+        Ok(bus)
+    }
+
+    /// Opens the bus file for inspection (dead letters, depths) beside a running
+    /// process, leaving its deliveries in flight alone.
+    pub async fn attach(url: &str) -> anyhow::Result<Arc<EmbeddedBus>> {
+        let db = Db::connect(url, MIGRATIONS).await?;
         let (stop, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|me| EmbeddedBus {
             db,

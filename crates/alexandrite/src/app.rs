@@ -1,9 +1,10 @@
-//! The all-in-one application: every service in one process, behind the
-//! gateway, on the embedded profile by default.
+//! The application: every service in one process behind the gateway (role
+//! `all`, the default, on the embedded profile), or one role per process
+//! (`gateway`, `crm`, `mes`, `pricing`) on the production profile.
 
 use crate::config::Config;
-use adapters::Bus;
 use adapters::bus::EmbeddedBus;
+use adapters::{Bus, Db};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -12,128 +13,221 @@ use axum::{Json, Router};
 use crm::{Crm, CrmConfig};
 use mes::{Limits, Mes, MesConfig};
 use pricing::{Pricing, PricingConfig};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use web::IdentityKey;
 
-/// A built platform, bound to its port, not yet serving.
+/// What one process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Every service in this process.
+    All,
+    /// The API gateway: authenticates and forwards to crm and mes.
+    Gateway,
+    Crm,
+    Mes,
+    /// Pricing workers.
+    Pricing,
+}
+
+/// A built process, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    bus: Arc<dyn Bus>,
-    crm: Crm,
-    mes: Mes,
-    pricing: Pricing,
+    bus: Option<Arc<dyn Bus>>,
+    crm: Option<Crm>,
+    mes: Option<Mes>,
+    pricing: Option<Pricing>,
     pub demo: Option<crate::demo::DemoAccounts>,
 }
 
+/// A dependency the readiness probe checks.
 #[derive(Clone)]
-struct Health {
-    crm: adapters::Db,
-    mes: adapters::Db,
-    bus: Arc<dyn Bus>,
+enum Check {
+    Db(Db),
+    Bus(Arc<dyn Bus>),
+    /// Another process's `/health/ready`.
+    Upstream(String),
 }
 
-async fn ready(State(h): State<Health>) -> impl IntoResponse {
-    let crm = h.crm.ping().await;
-    let mes = h.mes.ping().await;
-    let bus = h.bus.depths().await;
-    let ok = crm.is_ok() && mes.is_ok() && bus.is_ok();
-    let show = |r: Result<(), String>| match r {
-        Ok(()) => json!("ok"),
-        Err(e) => json!(e),
+async fn ready(State(checks): State<Arc<Vec<(&'static str, Check)>>>) -> impl IntoResponse {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .expect("client");
+    let mut report = Map::new();
+    let mut ok = true;
+    for (name, check) in checks.iter() {
+        let result: Result<(), String> = match check {
+            Check::Db(db) => db.ping().await.map_err(|e| e.to_string()),
+            Check::Bus(bus) => bus.depths().await.map(|_| ()).map_err(|e| e.to_string()),
+            Check::Upstream(url) => match client.get(format!("{url}/health/ready")).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{url} answered {}", r.status())),
+                Err(e) => Err(format!("{url} unreachable: {e}")),
+            },
+        };
+        ok &= result.is_ok();
+        report.insert(
+            name.to_string(),
+            result.map_or_else(Value::String, |_| json!("ok")),
+        );
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ok { "ready" } else { "not_ready" },
-        "checks": {
-            "crm_database": show(crm.map_err(|e| e.to_string())),
-            "mes_database": show(mes.map_err(|e| e.to_string())),
-            "bus": show(bus.map(|_| ()).map_err(|e| e.to_string())),
-        }
-    });
     (
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Json(body),
+        status,
+        Json(json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": report })),
     )
 }
 
+fn health(checks: Vec<(&'static str, Check)>) -> Router {
+    Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({ "status": "live" })) }),
+        )
+        .route("/health/ready", get(ready))
+        .with_state(Arc::new(checks))
+}
+
+async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Arc<dyn Bus>> {
+    let url = config.bus_url();
+    anyhow::ensure!(
+        role == Role::All || !url.starts_with("sqlite:"),
+        "running the {role:?} role as its own process needs a shared broker: set bus.url \
+         (ALEXANDRITE_BUS__URL) to amqp://…; the embedded bus serves only `--role all`"
+    );
+    anyhow::ensure!(
+        url.starts_with("sqlite:"),
+        "bus URL '{url}': only the embedded bus (sqlite://…) is available"
+    );
+    Ok(EmbeddedBus::open(&url).await?)
+}
+
+/// The bus for administration commands (`dlq`), beside running processes.
+pub async fn admin_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
+    let url = config.bus_url();
+    anyhow::ensure!(
+        url.starts_with("sqlite:"),
+        "bus URL '{url}': only the embedded bus (sqlite://…) is available"
+    );
+    Ok(EmbeddedBus::attach(&url).await?)
+}
+
+fn crm_config(config: &Config) -> CrmConfig {
+    CrmConfig {
+        database_url: config.crm_database_url(),
+        cookie_secure: config.cookie_secure,
+    }
+}
+
+fn mes_config(config: &Config) -> MesConfig {
+    MesConfig {
+        database_url: config.mes_database_url(),
+        objects_url: config.objects_url(),
+        limits: Limits {
+            max_upload_bytes: config.limits.max_upload_bytes,
+        },
+    }
+}
+
+fn pricing_config(config: &Config) -> PricingConfig {
+    PricingConfig {
+        objects_url: config.objects_url(),
+        workers: config.pricing.workers,
+        rules: config.pricing.rules.clone(),
+        limits: geometry::Limits {
+            max_bytes: config.limits.max_upload_bytes,
+            max_triangles: config.limits.max_triangles,
+        },
+    }
+}
+
 impl Application {
-    /// Opens every store, migrates, declares queues, seeds demo accounts on an
-    /// empty start, and binds the listener (port 0 picks a free one).
+    /// Every service in one process (role `all`).
     pub async fn build(config: &Config) -> anyhow::Result<Application> {
+        Self::build_role(config, Role::All).await
+    }
+
+    /// Opens what the role needs, migrates, declares queues, seeds demo accounts
+    /// on an empty start (where the CRM runs), and binds the listener (port 0
+    /// picks a free one).
+    pub async fn build_role(config: &Config, role: Role) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
         let key = IdentityKey::new(&config.identity_secret()?);
-        let bus_url = config.bus_url();
-        anyhow::ensure!(
-            bus_url.starts_with("sqlite:"),
-            "bus URL '{bus_url}': only the embedded bus (sqlite://…) is available"
-        );
-        let bus: Arc<dyn Bus> = EmbeddedBus::open(&bus_url).await?;
-        let crm = Crm::build(
-            &CrmConfig {
-                database_url: config.crm_database_url(),
-                cookie_secure: config.cookie_secure,
-            },
-            bus.clone(),
-            key.clone(),
-        )
-        .await?;
-        let mes = Mes::build(
-            &MesConfig {
-                database_url: config.mes_database_url(),
-                objects_url: config.objects_url(),
-                limits: Limits {
-                    max_upload_bytes: config.limits.max_upload_bytes,
-                },
-            },
-            bus.clone(),
-            key.clone(),
-        )
-        .await?;
-        let pricing = Pricing::build(
-            &PricingConfig {
-                objects_url: config.objects_url(),
-                workers: config.pricing.workers,
-                rules: config.pricing.rules.clone(),
-                limits: geometry::Limits {
-                    max_bytes: config.limits.max_upload_bytes,
-                    max_triangles: config.limits.max_triangles,
-                },
-            },
-            bus.clone(),
-        )
-        .await?;
-        let demo = if config.demo {
-            crate::demo::ensure(&crm.accounts(), &config.data_dir).await?
-        } else {
-            None
+        let bus = match role {
+            Role::Gateway => None,
+            _ => Some(open_bus(config, role).await?),
         };
-        let health = Health {
-            crm: crm.db().clone(),
-            mes: mes.state().db.clone(),
-            bus: bus.clone(),
+        let runs = |r: Role| role == Role::All || role == r;
+        let crm = match (runs(Role::Crm), &bus) {
+            (true, Some(bus)) => {
+                Some(Crm::build(&crm_config(config), bus.clone(), key.clone()).await?)
+            }
+            _ => None,
         };
-        let services = Router::new()
-            .merge(crm.router())
-            .merge(mes.router())
-            .merge(web::assets::router())
-            .merge(
-                Router::new()
-                    .route(
-                        "/health/live",
-                        get(|| async { Json(json!({ "status": "live" })) }),
-                    )
-                    .route("/health/ready", get(ready))
-                    .with_state(health),
-            );
-        let router = gateway::wrap(services, Arc::new(crm.accounts()), key);
+        let mes = match (runs(Role::Mes), &bus) {
+            (true, Some(bus)) => {
+                Some(Mes::build(&mes_config(config), bus.clone(), key.clone()).await?)
+            }
+            _ => None,
+        };
+        let pricing = match (runs(Role::Pricing), &bus) {
+            (true, Some(bus)) => Some(Pricing::build(&pricing_config(config), bus.clone()).await?),
+            _ => None,
+        };
+        let demo = match (&crm, config.demo) {
+            (Some(crm), true) => crate::demo::ensure(&crm.accounts(), &config.data_dir).await?,
+            _ => None,
+        };
+
+        let mut checks: Vec<(&'static str, Check)> = vec![];
+        if let Some(bus) = &bus {
+            checks.push(("bus", Check::Bus(bus.clone())));
+        }
+        let mut services = Router::new();
+        if let Some(crm) = &crm {
+            checks.push(("crm_database", Check::Db(crm.db().clone())));
+            services = services.merge(crm.router()).merge(web::assets::router());
+        }
+        if let Some(mes) = &mes {
+            checks.push(("mes_database", Check::Db(mes.state().db.clone())));
+            services = services.merge(mes.router());
+        }
+        let router = match role {
+            Role::All => {
+                let auth = Arc::new(crm.as_ref().expect("all runs the crm").accounts());
+                gateway::wrap(services, auth, key).merge(health(checks))
+            }
+            Role::Gateway => {
+                let (crm_url, mes_url) = (&config.gateway.crm_url, &config.gateway.mes_url);
+                checks.push((
+                    "crm",
+                    Check::Upstream(crm_url.trim_end_matches('/').to_string()),
+                ));
+                checks.push((
+                    "mes",
+                    Check::Upstream(mes_url.trim_end_matches('/').to_string()),
+                ));
+                let auth = Arc::new(gateway::HttpAuthenticator::new(crm_url, key.clone()));
+                gateway::wrap(gateway::proxy_router(crm_url, mes_url), auth, key)
+                    .merge(health(checks))
+            }
+            // A service's own routes are reached through the gateway, which has
+            // already authenticated the caller and signed the identity.
+            Role::Crm => {
+                let internal = crm.as_ref().expect("crm role").internal_router();
+                services.merge(internal).merge(health(checks))
+            }
+            Role::Mes | Role::Pricing => services.merge(health(checks)),
+        };
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -152,9 +246,12 @@ impl Application {
         self.listener.local_addr().expect("bound")
     }
 
-    /// The people registry (tests and commands create accounts through it).
+    /// The people registry, where the CRM runs in this process.
     pub fn accounts(&self) -> crm::accounts::Accounts {
-        self.crm.accounts()
+        self.crm
+            .as_ref()
+            .expect("the CRM runs in this process")
+            .accounts()
     }
 
     pub fn port(&self) -> u16 {
@@ -167,17 +264,27 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let crm_relay = self.crm.start().await?;
-        let mes_relay = self.mes.start().await?;
-        self.pricing.start().await?;
+        let mut relays = vec![];
+        if let Some(crm) = &self.crm {
+            relays.push(crm.start().await?);
+        }
+        if let Some(mes) = &self.mes {
+            relays.push(mes.start().await?);
+        }
+        if let Some(pricing) = &self.pricing {
+            pricing.start().await?;
+        }
         tracing::info!(addr = %self.local_addr(), "serving");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
         tracing::info!("HTTP stopped; draining consumers");
-        self.bus.shutdown().await;
-        crm_relay.abort();
-        mes_relay.abort();
+        if let Some(bus) = &self.bus {
+            bus.shutdown().await;
+        }
+        for r in relays {
+            r.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -24,11 +24,30 @@ pub struct Config {
     pub cookie_secure: bool,
     /// Create demo accounts on the first start with empty data.
     pub demo: bool,
+    pub gateway: GatewaySection,
     pub crm: CrmSection,
     pub mes: MesSection,
     pub bus: BusSection,
     pub pricing: PricingSection,
     pub limits: LimitsSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Where the `crm` role listens (for `--role gateway`).
+    pub crm_url: String,
+    /// Where the `mes` role listens (for `--role gateway`).
+    pub mes_url: String,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            crm_url: "http://127.0.0.1:8081".into(),
+            mes_url: "http://127.0.0.1:8082".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -78,6 +97,7 @@ impl Default for Config {
             identity_secret: None,
             cookie_secure: false,
             demo: true,
+            gateway: GatewaySection::default(),
             crm: CrmSection::default(),
             mes: MesSection::default(),
             bus: BusSection::default(),
@@ -117,6 +137,7 @@ const TOP_LEVEL: &[&str] = &[
     "identity_secret",
     "cookie_secure",
     "demo",
+    "gateway",
     "crm",
     "mes",
     "bus",

@@ -35,6 +35,9 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:80.
         #[arg(long, env = "ALEXANDRITE_LISTEN", value_name = "ADDR")]
         listen: Option<String>,
+        /// What this process runs: everything, or one service (needs bus.url = amqp://…).
+        #[arg(long, value_enum, default_value = "all")]
+        role: alexandrite::app::Role,
     },
     /// Manage people: customers, operators, managers.
     Users {
@@ -58,8 +61,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dead letters: messages no consumer could handle.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Print the effective configuration (secrets masked).
     Config,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters: queue, event, order, reason, deliveries.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back on their queues.
+    Replay {
+        /// The dead letter's id (from `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,14 +137,27 @@ async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load(&cli)?;
-    match cli.command.unwrap_or(Command::Serve { listen: None }) {
-        Command::Serve { listen } => {
+    match cli.command.unwrap_or(Command::Serve {
+        listen: None,
+        role: alexandrite::app::Role::All,
+    }) {
+        Command::Serve { listen, role } => {
             telemetry::init(Sink::Stdout);
             let mut config = config;
             if let Some(l) = listen {
                 config.listen = l;
             }
-            let app = Application::build(&config).await?;
+            let app = Application::build_role(&config, role).await?;
+            if !matches!(
+                role,
+                alexandrite::app::Role::All | alexandrite::app::Role::Gateway
+            ) {
+                println!(
+                    "Alexandrite {role:?} role listening on http://{} (health: /health/ready)",
+                    app.local_addr()
+                );
+                return app.run_until_stopped().await;
+            }
             let url = config
                 .public_url
                 .clone()
@@ -190,6 +230,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             telemetry::init(Sink::Stderr);
             alexandrite::analyze::run(&config, &files, material.as_deref(), json).await
+        }
+        Command::Dlq { command } => {
+            telemetry::init(Sink::Stderr);
+            let bus = alexandrite::app::admin_bus(&config).await?;
+            match command {
+                DlqCommand::List { json } => {
+                    let letters = bus.dead_letters().await?;
+                    for d in &letters {
+                        if json {
+                            println!("{}", serde_json::to_string(d)?);
+                        } else {
+                            println!(
+                                "{:>5}  {:<13} {:<22} order {}  deliveries {}  {}",
+                                d.id, d.queue, d.kind, d.order_id, d.deliveries, d.reason
+                            );
+                        }
+                    }
+                    if !json {
+                        eprintln!("{} dead letter(s)", letters.len());
+                    }
+                    Ok(())
+                }
+                DlqCommand::Replay { id, all } => {
+                    let ids: Vec<i64> = if all {
+                        bus.dead_letters().await?.iter().map(|d| d.id).collect()
+                    } else {
+                        id.into_iter().collect()
+                    };
+                    let mut missing = vec![];
+                    for id in &ids {
+                        if !bus.replay(*id).await? {
+                            missing.push(id.to_string());
+                        }
+                    }
+                    println!("replayed {} dead letter(s)", ids.len() - missing.len());
+                    anyhow::ensure!(
+                        missing.is_empty(),
+                        "no dead letter with id {}",
+                        missing.join(", ")
+                    );
+                    Ok(())
+                }
+            }
         }
         Command::Config => {
             println!("{}", config.show());

@@ -4,6 +4,7 @@
 pub mod accounts;
 mod api;
 pub mod consumer;
+mod internal;
 mod migrations;
 pub mod orders;
 mod shop;
@@ -101,6 +102,14 @@ impl Crm {
             )
             .await?;
         Ok(relay)
+    }
+
+    /// Endpoints for our own processes (the gateway's identity lookups); mounted
+    /// only when the CRM runs as its own process.
+    pub fn internal_router(&self) -> Router {
+        Router::new()
+            .route("/internal/identity", post(internal::identity))
+            .with_state(self.state.clone())
     }
 
     /// The shop, the back office and `/api/v1/orders*`.

@@ -72,3 +72,210 @@ pub fn wrap(services: Router, auth: Arc<dyn Authenticator>, key: IdentityKey) ->
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
+
+/// The header carrying the HMAC of an internal call's body.
+pub const INTERNAL_SIGNATURE: &str = "x-alexandrite-internal";
+
+/// Resolves credentials by asking the CRM process (`POST /internal/identity`),
+/// for a gateway running as its own process.
+pub struct HttpAuthenticator {
+    crm: String,
+    key: IdentityKey,
+    client: reqwest::Client,
+}
+
+impl HttpAuthenticator {
+    pub fn new(crm_url: &str, key: IdentityKey) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("client");
+        HttpAuthenticator {
+            crm: crm_url.trim_end_matches('/').to_string(),
+            key,
+            client,
+        }
+    }
+
+    async fn resolve(&self, body: serde_json::Value) -> Result<Option<domain::Caller>, ()> {
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let resp = self
+            .client
+            .post(format!("{}/internal/identity", self.crm))
+            .header(INTERNAL_SIGNATURE, self.key.sign_bytes(&bytes))
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| tracing::error!(error = %e, "identity lookup at the CRM failed"))?;
+        match resp.status().as_u16() {
+            200 => resp.json().await.map(Some).map_err(|_| ()),
+            404 => Ok(None),
+            s => {
+                tracing::error!(status = s, "identity lookup at the CRM failed");
+                Err(())
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Authenticator for HttpAuthenticator {
+    async fn by_session(&self, token: &str) -> Option<domain::Caller> {
+        self.resolve(serde_json::json!({ "session": token }))
+            .await
+            .ok()
+            .flatten()
+    }
+    async fn by_api_key(&self, key: &str) -> Result<domain::Caller, ()> {
+        self.resolve(serde_json::json!({ "api_key": key }))
+            .await?
+            .ok_or(())
+    }
+}
+
+/// Which service answers a path (the gateway's routing table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    Crm,
+    Mes,
+}
+
+/// MES owns models, materials and the production console (including the
+/// back office's materials page); the CRM everything else a person sees.
+pub fn route(path: &str) -> Option<Upstream> {
+    const MES: &[&str] = &[
+        "/api/v1/models",
+        "/api/v1/materials",
+        "/api/v1/uploads",
+        "/upload",
+        "/mes",
+        "/crm/materials",
+    ];
+    if path.starts_with("/internal/") {
+        return None;
+    }
+    let under = |p: &str, prefix: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
+    Some(if MES.iter().any(|m| under(path, m)) {
+        Upstream::Mes
+    } else {
+        Upstream::Crm
+    })
+}
+
+#[derive(Clone)]
+struct Proxy {
+    crm: String,
+    mes: String,
+    client: reqwest::Client,
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let Some(upstream) = route(&path) else {
+        return ApiError::NotFound("page").into_response();
+    };
+    let (base, name) = match upstream {
+        Upstream::Crm => (&proxy.crm, "crm"),
+        Upstream::Mes => (&proxy.mes, "mes"),
+    };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = proxy
+        .client
+        .request(req.method().clone(), format!("{base}{pq}"));
+    for (k, v) in req.headers() {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            out = out.header(k, v);
+        }
+    }
+    let body = reqwest::Body::wrap_stream(req.into_body().into_data_stream());
+    match out.body(body).send().await {
+        Ok(resp) => {
+            let mut builder = Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                if !HOP_BY_HOP.contains(&k.as_str()) {
+                    builder = builder.header(k, v);
+                }
+            }
+            builder
+                .body(axum::body::Body::from_stream(resp.bytes_stream()))
+                .unwrap_or_else(|_| {
+                    ApiError::Internal(anyhow::anyhow!("bad response from {name}")).into_response()
+                })
+        }
+        Err(e) => {
+            tracing::error!(upstream = name, error = %e, "upstream unreachable");
+            let body = serde_json::json!({ "error": { "code": "upstream_unavailable",
+                "message": format!("the {name} service is not reachable; try again shortly") } });
+            (axum::http::StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// Every request, authenticated, forwarded to the service that owns its path.
+pub fn proxy_router(crm_url: &str, mes_url: &str) -> Router {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let proxy = Proxy {
+        crm: crm_url.trim_end_matches('/').into(),
+        mes: mes_url.trim_end_matches('/').into(),
+        client,
+    };
+    Router::new().fallback(forward).with_state(proxy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn paths_go_to_the_service_that_owns_them() {
+        for p in [
+            "/api/v1/models",
+            "/api/v1/models/x/preview.png",
+            "/api/v1/materials",
+            "/upload",
+            "/mes",
+            "/mes/api/queue",
+            "/crm/materials/AG925",
+        ] {
+            assert_eq!(route(p), Some(Upstream::Mes), "{p}");
+        }
+        for p in [
+            "/",
+            "/login",
+            "/account/orders/x",
+            "/api/v1/orders",
+            "/crm",
+            "/crm/orders/x",
+            "/static/app.css",
+            "/mesh",
+            "/uploads",
+        ] {
+            assert_eq!(route(p), Some(Upstream::Crm), "{p}");
+        }
+        assert_eq!(
+            route("/internal/identity"),
+            None,
+            "internal endpoints are never exposed"
+        );
+    }
+}

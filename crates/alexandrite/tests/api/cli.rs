@@ -206,3 +206,60 @@ async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_poison_message_is_listed_as_a_dead_letter_and_can_be_replayed() {
+    let app = spawn_app().await;
+    // An order.priced whose payload no version of the CRM understands.
+    let bus = adapters::bus::EmbeddedBus::attach(&adapters::db::sqlite_url(
+        &app.data_dir.path().join("bus.sqlite"),
+    ))
+    .await
+    .unwrap();
+    let mut poison = domain::events::Envelope::new(
+        "chaos",
+        &domain::events::OrderConfirmed {
+            order_id: domain::OrderId::new(),
+            actor: domain::events::Actor::system("t"),
+        },
+    );
+    poison.kind = "order.priced".into();
+    adapters::Bus::publish(&*bus, &poison).await.unwrap();
+
+    let dir = app.data_dir.path().to_path_buf();
+    let mut letters: Vec<Value> = vec![];
+    for _ in 0..200 {
+        let out = alexandrite(&["dlq", "list", "--json"], &dir);
+        assert!(out.status.success());
+        letters = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(letters.len(), 1, "the poison is dead-lettered at once");
+    let d = &letters[0];
+    assert_eq!(
+        (d["queue"].as_str(), d["kind"].as_str()),
+        (Some("crm.events"), Some("order.priced"))
+    );
+    assert_eq!(d["event_id"], poison.event_id.to_string());
+    assert!(
+        d["reason"].as_str().unwrap().contains("is not understood"),
+        "{d}"
+    );
+
+    let out = alexandrite(&["dlq", "replay", &d["id"].to_string()], &dir);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "replayed 1 dead letter(s)"
+    );
+    let out = alexandrite(&["dlq", "replay", "999999"], &dir);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dead letter with id 999999"));
+    app.stop().await;
+}

@@ -94,8 +94,14 @@ async fn killed_mid_flow_it_completes_after_a_restart_with_nothing_lost_or_doubl
     let ring = model("ring_showcase_ring.bin.stl");
     if production() {
         let env = vec![
-            ("ALEXANDRITE_CRM__DATABASE_URL".to_string(), fresh_database("crm").await),
-            ("ALEXANDRITE_MES__DATABASE_URL".to_string(), fresh_database("mes").await),
+            (
+                "ALEXANDRITE_CRM__DATABASE_URL".to_string(),
+                fresh_database("crm").await,
+            ),
+            (
+                "ALEXANDRITE_MES__DATABASE_URL".to_string(),
+                fresh_database("mes").await,
+            ),
         ];
         ENV.set(env).unwrap();
     }

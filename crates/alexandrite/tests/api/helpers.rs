@@ -29,7 +29,8 @@ pub fn production() -> bool {
 
 /// The PostgreSQL server the production profile's tests use.
 pub fn postgres_url() -> String {
-    std::env::var("ALEXANDRITE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("ALEXANDRITE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A fresh, empty PostgreSQL database; its URL. Fails loudly if the server is not there.
@@ -40,7 +41,10 @@ pub async fn fresh_database(service: &str) -> String {
         panic!("PostgreSQL at {admin} is needed for ALEXANDRITE_TEST_PROFILE=production (scripts/test starts it): {e}")
     });
     let name = format!("alx_test_{service}_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     format!("{}/{name}", postgres_url())
 }
 
