@@ -40,6 +40,9 @@ pub struct Application {
     crm: Option<Crm>,
     mes: Option<Mes>,
     pricing: Option<Pricing>,
+    /// Compares CRM and MES periodically (in `all`, and in the gateway between processes).
+    reconciler: Option<(crate::reconcile::Source, crate::reconcile::Source)>,
+    reconcile: crate::config::ReconcileSection,
     pub demo: Option<crate::demo::DemoAccounts>,
 }
 
@@ -204,7 +207,7 @@ impl Application {
         let router = match role {
             Role::All => {
                 let auth = Arc::new(crm.as_ref().expect("all runs the crm").accounts());
-                gateway::wrap(services, auth, key).merge(health(checks))
+                gateway::wrap(services, auth, key.clone()).merge(health(checks))
             }
             Role::Gateway => {
                 let (crm_url, mes_url) = (&config.gateway.crm_url, &config.gateway.mes_url);
@@ -217,7 +220,7 @@ impl Application {
                     Check::Upstream(mes_url.trim_end_matches('/').to_string()),
                 ));
                 let auth = Arc::new(gateway::HttpAuthenticator::new(crm_url, key.clone()));
-                gateway::wrap(gateway::proxy_router(crm_url, mes_url), auth, key)
+                gateway::wrap(gateway::proxy_router(crm_url, mes_url), auth, key.clone())
                     .merge(health(checks))
             }
             // A service's own routes are reached through the gateway, which has
@@ -226,7 +229,29 @@ impl Application {
                 let internal = crm.as_ref().expect("crm role").internal_router();
                 services.merge(internal).merge(health(checks))
             }
-            Role::Mes | Role::Pricing => services.merge(health(checks)),
+            Role::Mes => {
+                let internal = mes.as_ref().expect("mes role").internal_router();
+                services.merge(internal).merge(health(checks))
+            }
+            Role::Pricing => services.merge(health(checks)),
+        };
+        use crate::reconcile::Source;
+        let reconciler = match (role, &crm, &mes) {
+            (Role::All, Some(c), Some(m)) => Some((
+                Source::Local(c.db().clone()),
+                Source::Local(m.state().db.clone()),
+            )),
+            (Role::Gateway, _, _) => Some((
+                Source::Remote {
+                    url: config.gateway.crm_url.clone(),
+                    key: key.clone(),
+                },
+                Source::Remote {
+                    url: config.gateway.mes_url.clone(),
+                    key: key.clone(),
+                },
+            )),
+            _ => None,
         };
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -238,6 +263,8 @@ impl Application {
             crm,
             mes,
             pricing,
+            reconciler,
+            reconcile: config.reconcile.clone(),
             demo,
         })
     }
@@ -274,7 +301,18 @@ impl Application {
         if let Some(pricing) = &self.pricing {
             pricing.start().await?;
         }
-        tracing::info!(addr = %self.local_addr(), "serving");
+        let addr = self.local_addr();
+        let reconciler = match (self.reconciler, self.reconcile.interval_seconds) {
+            (Some((c, m)), secs) if secs > 0 => {
+                let every = std::time::Duration::from_secs(secs);
+                let grace = std::time::Duration::from_secs(self.reconcile.grace_seconds);
+                Some(tokio::spawn(crate::reconcile::periodically(
+                    c, m, every, grace,
+                )))
+            }
+            _ => None,
+        };
+        tracing::info!(%addr, "serving");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -282,7 +320,7 @@ impl Application {
         if let Some(bus) = &self.bus {
             bus.shutdown().await;
         }
-        for r in relays {
+        for r in relays.into_iter().chain(reconciler) {
             r.abort();
         }
         tracing::info!("stopped");

@@ -30,6 +30,25 @@ pub struct Config {
     pub bus: BusSection,
     pub pricing: PricingSection,
     pub limits: LimitsSection,
+    pub reconcile: ReconcileSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileSection {
+    /// How often the CRM's and MES's views are compared (0 = never).
+    pub interval_seconds: u64,
+    /// Orders changed more recently than this are in flight, not different.
+    pub grace_seconds: u64,
+}
+
+impl Default for ReconcileSection {
+    fn default() -> Self {
+        ReconcileSection {
+            interval_seconds: 60,
+            grace_seconds: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +122,7 @@ impl Default for Config {
             bus: BusSection::default(),
             pricing: PricingSection::default(),
             limits: LimitsSection::default(),
+            reconcile: ReconcileSection::default(),
         }
     }
 }
@@ -143,6 +163,7 @@ const TOP_LEVEL: &[&str] = &[
     "bus",
     "pricing",
     "limits",
+    "reconcile",
 ];
 
 impl Config {

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod reconcile;
 pub mod telemetry;
 
 pub use app::Application;

@@ -66,6 +66,16 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Compare the CRM's and MES's views of every open order; exit 1 on any difference.
+    Reconcile {
+        /// Ask running `crm` and `mes` processes (gateway.crm_url, gateway.mes_url)
+        /// instead of opening their databases.
+        #[arg(long)]
+        remote: bool,
+        /// One JSON report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (secrets masked).
     Config,
 }
@@ -273,6 +283,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Reconcile { remote, json } => {
+            telemetry::init(Sink::Stderr);
+            use alexandrite::reconcile::{Source, run_once};
+            let (crm, mes) = if remote {
+                let key = web::IdentityKey::new(&config.identity_secret()?);
+                (
+                    Source::Remote {
+                        url: config.gateway.crm_url.clone(),
+                        key: key.clone(),
+                    },
+                    Source::Remote {
+                        url: config.gateway.mes_url.clone(),
+                        key,
+                    },
+                )
+            } else {
+                std::fs::create_dir_all(&config.data_dir)?;
+                let c =
+                    adapters::Db::connect(&config.crm_database_url(), crm::migrations()).await?;
+                let m =
+                    adapters::Db::connect(&config.mes_database_url(), mes::migrations()).await?;
+                (Source::Local(c), Source::Local(m))
+            };
+            let grace = std::time::Duration::from_secs(config.reconcile.grace_seconds);
+            let report = run_once(&crm, &mes, grace).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for d in &report.differences {
+                    let show = |s: Option<domain::OrderStatus>| {
+                        s.map_or("(unknown)".to_string(), |s| s.to_string())
+                    };
+                    println!("{}  crm {}  mes {}", d.order_id, show(d.crm), show(d.mes));
+                }
+                println!(
+                    "{} open orders checked, {} differences",
+                    report.checked,
+                    report.differences.len()
+                );
+            }
+            anyhow::ensure!(
+                report.differences.is_empty(),
+                "CRM and MES disagree about {} orders",
+                report.differences.len()
+            );
+            Ok(())
         }
         Command::Config => {
             println!("{}", config.show());

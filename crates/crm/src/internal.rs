@@ -10,9 +10,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use web::Authenticator;
 
-/// The header carrying the HMAC of the body (the gateway's `INTERNAL_SIGNATURE`).
-const SIGNATURE: &str = "x-alexandrite-internal";
-
 #[derive(Deserialize)]
 struct Lookup {
     session: Option<String>,
@@ -22,14 +19,11 @@ struct Lookup {
 /// `POST /internal/identity` with `{"session": …}` or `{"api_key": …}`, signed:
 /// 200 with the caller, 404 if the credentials name nobody.
 pub async fn identity(State(state): State<CrmState>, headers: HeaderMap, body: Bytes) -> Response {
-    let signed = headers
-        .get(SIGNATURE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|s| state.key.verify_bytes(&body, s));
-    if !signed {
-        return (StatusCode::FORBIDDEN, "internal calls must be signed").into_response();
-    }
-    let Ok(lookup) = serde_json::from_slice::<Lookup>(&body) else {
+    let body = match web::internal::verified(&state.key, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(lookup) = serde_json::from_slice::<Lookup>(body) else {
         return (
             StatusCode::BAD_REQUEST,
             "expected {\"session\": …} or {\"api_key\": …}",
@@ -44,5 +38,24 @@ pub async fn identity(State(state): State<CrmState>, headers: HeaderMap, body: B
     match caller {
         Some(c) => Json(c).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `POST /internal/orders/views` with a signed `ViewFilter`: the CRM's view of orders.
+pub async fn views(State(state): State<CrmState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match web::internal::verified(&state.key, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(filter) = serde_json::from_slice::<domain::reconcile::ViewFilter>(body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected \"open\" or {\"ids\": […]}",
+        )
+            .into_response();
+    };
+    match adapters::views::list(state.orders.db(), &filter).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => web::ApiError::Internal(e).into_response(),
     }
 }

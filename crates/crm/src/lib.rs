@@ -109,6 +109,7 @@ impl Crm {
     pub fn internal_router(&self) -> Router {
         Router::new()
             .route("/internal/identity", post(internal::identity))
+            .route("/internal/orders/views", post(internal::views))
             .with_state(self.state.clone())
     }
 

@@ -4,6 +4,7 @@ pub mod events;
 pub mod ids;
 pub mod money;
 pub mod price;
+pub mod reconcile;
 pub mod role;
 pub mod status;
 

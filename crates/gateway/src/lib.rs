@@ -73,9 +73,6 @@ pub fn wrap(services: Router, auth: Arc<dyn Authenticator>, key: IdentityKey) ->
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// The header carrying the HMAC of an internal call's body.
-pub const INTERNAL_SIGNATURE: &str = "x-alexandrite-internal";
-
 /// Resolves credentials by asking the CRM process (`POST /internal/identity`),
 /// for a gateway running as its own process.
 pub struct HttpAuthenticator {
@@ -102,7 +99,7 @@ impl HttpAuthenticator {
         let resp = self
             .client
             .post(format!("{}/internal/identity", self.crm))
-            .header(INTERNAL_SIGNATURE, self.key.sign_bytes(&bytes))
+            .header(web::internal::SIGNATURE, self.key.sign_bytes(&bytes))
             .header("content-type", "application/json")
             .body(bytes)
             .send()

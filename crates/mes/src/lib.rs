@@ -6,6 +6,7 @@ mod catalogue;
 mod console;
 pub mod consumer;
 pub mod intake;
+mod internal;
 pub mod materials;
 mod migrations;
 pub mod orders;
@@ -99,6 +100,14 @@ impl Mes {
             .consume(consumer::QUEUE.name, 1, Arc::new(consumer))
             .await?;
         Ok(relay)
+    }
+
+    /// Endpoints for our own processes (reconciliation); mounted only when MES
+    /// runs as its own process.
+    pub fn internal_router(&self) -> Router {
+        Router::new()
+            .route("/internal/orders/views", post(internal::views))
+            .with_state(self.state.clone())
     }
 
     /// `/api/v1/models`, `/api/v1/materials`, `/upload`, `/mes/*`.

@@ -6,6 +6,7 @@ pub mod error;
 pub mod fmt;
 pub mod i18n;
 pub mod identity;
+pub mod internal;
 
 pub use error::ApiError;
 pub use i18n::{Lang, Texts};

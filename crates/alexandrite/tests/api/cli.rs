@@ -263,3 +263,69 @@ async fn a_poison_message_is_listed_as_a_dead_letter_and_can_be_replayed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no dead letter with id 999999"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn reconciliation_finds_an_order_the_crm_and_mes_disagree_about() {
+    let app = spawn_app().await;
+    let key = app.b2b_key.clone();
+    let a = app
+        .upload_model(&key, "generated/cube_10mm_12tri.bin.stl", "AG925")
+        .await;
+    let b = app
+        .upload_model(&key, "generated/cube_10mm_12tri.obj", "AG925")
+        .await;
+    app.wait_status(&key, &a, "AWAITING_CONFIRMATION").await;
+    app.wait_status(&key, &b, "AWAITING_CONFIRMATION").await;
+    let dir = app.data_dir.path().to_path_buf();
+    let reconcile = |dir: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_alexandrite"))
+            .args(["reconcile", "--json", "--data-dir"])
+            .arg(dir)
+            .env("ALEXANDRITE_RECONCILE__GRACE_SECONDS", "0")
+            .env(
+                "ALEXANDRITE_CRM__DATABASE_URL",
+                app.config.crm_database_url(),
+            )
+            .env(
+                "ALEXANDRITE_MES__DATABASE_URL",
+                app.config.mes_database_url(),
+            )
+            .output()
+            .unwrap()
+    };
+    let out = reconcile(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            report["checked"].as_u64(),
+            report["differences"].as_array().unwrap().len()
+        ),
+        (Some(2), 0)
+    );
+
+    // Lose an event by hand: MES moves on, the CRM never hears of it.
+    let mes = adapters::Db::connect(&app.config.mes_database_url(), mes::migrations())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders SET status = 'CANCELLED' WHERE id = $1")
+        .bind(&b)
+        .execute(mes.pool())
+        .await
+        .unwrap();
+    let out = reconcile(&dir);
+    assert!(
+        !out.status.success(),
+        "a difference makes the exit status non-zero"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["differences"],
+        serde_json::json!([{ "order_id": b, "crm": "AWAITING_CONFIRMATION", "mes": "CANCELLED" }])
+    );
+    app.stop().await;
+}

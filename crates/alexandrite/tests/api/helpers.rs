@@ -61,6 +61,8 @@ pub struct TestApp {
     pub b2b_key: String,
     pub accounts: Accounts,
     pub data_dir: TempDir,
+    /// The configuration the app runs with (database URLs and all).
+    pub config: Config,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -105,6 +107,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         b2b_key,
         accounts,
         data_dir,
+        config,
         stop: Some(tx),
         handle: Some(handle),
     }
