@@ -6,6 +6,7 @@ pub mod db;
 pub mod inbox;
 pub mod objects;
 pub mod outbox;
+pub mod rabbit;
 
 pub use bus::{Bus, DeliveryError, Handler, QueueSpec};
 pub use db::{Backend, Db, Migration};
