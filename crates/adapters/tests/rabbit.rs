@@ -146,6 +146,11 @@ fn rabbitmqctl(cmd: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_fails_while_the_broker_is_down_and_consumers_resume_after() {
     let _alone = BROKER.write().await;
+    // The reconnect story is in the log: `--nocapture` shows it.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("adapters=info")
+        .try_init();
     let q = unique_queue(5);
     let _clean = Cleanup(q.name);
     let kind = q.bindings[0];

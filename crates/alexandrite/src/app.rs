@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use adapters::Bus;
-use adapters::bus::EmbeddedBus;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -70,12 +69,7 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
         let key = IdentityKey::new(&config.identity_secret()?);
-        let bus_url = config.bus_url();
-        anyhow::ensure!(
-            bus_url.starts_with("sqlite:"),
-            "bus URL '{bus_url}': only the embedded bus (sqlite://…) is available"
-        );
-        let bus: Arc<dyn Bus> = EmbeddedBus::open(&bus_url).await?;
+        let bus: Arc<dyn Bus> = adapters::bus::open(&config.bus_url()).await?;
         let crm = Crm::build(
             &CrmConfig {
                 database_url: config.crm_database_url(),
