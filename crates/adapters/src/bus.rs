@@ -76,6 +76,16 @@ pub trait Bus: Send + Sync + 'static {
     async fn depths(&self) -> anyhow::Result<Vec<(String, i64)>>;
 }
 
+/// Opens the bus a URL names: `sqlite:` is the embedded bus, `amqp:` RabbitMQ.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Bus>> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(EmbeddedBus::open(url).await?),
+        "amqp" | "amqps" => Ok(crate::rabbit::RabbitBus::connect(url).await?),
+        _ => anyhow::bail!("bus URL scheme '{scheme}': expected sqlite://… or amqp://…"),
+    }
+}
+
 const SCHEMA: &str = "CREATE TABLE queues (name TEXT PRIMARY KEY, delivery_limit INTEGER NOT NULL);
 CREATE TABLE bindings (queue TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (queue, kind));
 CREATE TABLE messages (

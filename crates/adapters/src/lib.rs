@@ -7,6 +7,7 @@ pub mod inbox;
 pub mod objects;
 pub mod outbox;
 pub mod views;
+pub mod rabbit;
 
 pub use bus::{Bus, DeliveryError, Handler, QueueSpec};
 pub use db::{Backend, Db, Migration};

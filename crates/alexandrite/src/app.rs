@@ -106,21 +106,17 @@ async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Arc<dyn Bus>> {
         "running the {role:?} role as its own process needs a shared broker: set bus.url \
          (ALEXANDRITE_BUS__URL) to amqp://…; the embedded bus serves only `--role all`"
     );
-    anyhow::ensure!(
-        url.starts_with("sqlite:"),
-        "bus URL '{url}': only the embedded bus (sqlite://…) is available"
-    );
-    Ok(EmbeddedBus::open(&url).await?)
+    adapters::bus::open(&url).await
 }
 
-/// The bus for administration commands (`dlq`), beside running processes.
+/// The bus for administration commands (`dlq`), beside running processes: the
+/// embedded bus is attached without touching deliveries in flight.
 pub async fn admin_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     let url = config.bus_url();
-    anyhow::ensure!(
-        url.starts_with("sqlite:"),
-        "bus URL '{url}': only the embedded bus (sqlite://…) is available"
-    );
-    Ok(EmbeddedBus::attach(&url).await?)
+    if url.starts_with("sqlite:") {
+        return Ok(EmbeddedBus::attach(&url).await?);
+    }
+    adapters::bus::open(&url).await
 }
 
 fn crm_config(config: &Config) -> CrmConfig {
