@@ -89,6 +89,8 @@ impl Application {
             &MesConfig {
                 database_url: config.mes_database_url(),
                 objects_url: config.objects_url(),
+                s3: config.s3_options(),
+                upload_url_expiry: config.upload_url_expiry(),
                 limits: Limits {
                     max_upload_bytes: config.limits.max_upload_bytes,
                 },
@@ -100,6 +102,7 @@ impl Application {
         let pricing = Pricing::build(
             &PricingConfig {
                 objects_url: config.objects_url(),
+                s3: config.s3_options(),
                 workers: config.pricing.workers,
                 rules: config.pricing.rules.clone(),
                 limits: geometry::Limits {
