@@ -221,3 +221,40 @@ pub fn history(order: &Value) -> Vec<String> {
         .map(|h| h["status"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The S3-compatible test server (s3s-fs, started by `scripts/s3-server`).
+pub fn s3_endpoint() -> String {
+    std::env::var("ALEXANDRITE_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8014".into())
+}
+
+/// Its bucket; the tests use a fresh prefix in it each.
+pub fn s3_bucket() -> String {
+    std::env::var("ALEXANDRITE_TEST_S3_BUCKET").unwrap_or_else(|_| "alexandrite-test".into())
+}
+
+/// Fails loudly when the S3 server is not running: S3 tests never skip.
+pub async fn require_s3() {
+    let ep = s3_endpoint();
+    let addr = ep.trim_start_matches("http://").trim_end_matches('/');
+    if let Err(e) = tokio::net::TcpStream::connect(addr).await {
+        panic!(
+            "no S3-compatible server at {ep} ({e}): start it with scripts/s3-server \
+             (or point ALEXANDRITE_TEST_S3_ENDPOINT at one)"
+        );
+    }
+}
+
+/// The platform with its models in S3 (a fresh prefix of the test bucket); the
+/// credentials are explicit settings, so no process-wide AWS_* variable is needed.
+pub async fn spawn_on_s3(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    require_s3().await;
+    spawn_with(|c| {
+        c.mes.objects_url = Some(format!("s3://{}/api-{}", s3_bucket(), uuid::Uuid::new_v4()));
+        c.mes.s3_endpoint = Some(s3_endpoint());
+        c.mes.s3_region = Some("us-east-1".into());
+        c.mes.s3_access_key_id = Some("alexandrite-test".into());
+        c.mes.s3_secret_access_key = Some("alexandrite-test-secret".into());
+        adjust(c);
+    })
+    .await
+}
