@@ -113,10 +113,20 @@ async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Arc<dyn Bus>> {
 /// embedded bus is attached without touching deliveries in flight.
 pub async fn admin_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     let url = config.bus_url();
-    if url.starts_with("sqlite:") {
-        return Ok(EmbeddedBus::attach(&url).await?);
+    let bus: Arc<dyn Bus> = if url.starts_with("sqlite:") {
+        EmbeddedBus::attach(&url).await?
+    } else {
+        adapters::bus::open(&url).await?
+    };
+    // The platform's queues (declaring is idempotent): a broker lists only queues it was told of.
+    for q in [
+        &crm::consumer::QUEUE,
+        &mes::consumer::QUEUE,
+        &pricing::QUEUE,
+    ] {
+        bus.declare(q).await?;
     }
-    adapters::bus::open(&url).await
+    Ok(bus)
 }
 
 fn crm_config(config: &Config) -> CrmConfig {
@@ -130,6 +140,8 @@ fn mes_config(config: &Config) -> MesConfig {
     MesConfig {
         database_url: config.mes_database_url(),
         objects_url: config.objects_url(),
+        s3: config.s3_options(),
+        upload_url_expiry: config.upload_url_expiry(),
         limits: Limits {
             max_upload_bytes: config.limits.max_upload_bytes,
         },
@@ -139,6 +151,7 @@ fn mes_config(config: &Config) -> MesConfig {
 fn pricing_config(config: &Config) -> PricingConfig {
     PricingConfig {
         objects_url: config.objects_url(),
+        s3: config.s3_options(),
         workers: config.pricing.workers,
         rules: config.pricing.rules.clone(),
         limits: geometry::Limits {

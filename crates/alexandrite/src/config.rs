@@ -81,8 +81,21 @@ pub struct CrmSection {
 pub struct MesSection {
     /// Default: sqlite file `mes.sqlite` in the data dir.
     pub database_url: Option<String>,
-    /// Default: the directory `objects` in the data dir.
+    /// Default: the directory `objects` in the data dir; `s3://bucket[/prefix]` for S3.
     pub objects_url: Option<String>,
+    /// S3 endpoint (default `AWS_ENDPOINT_URL`, else AWS itself).
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default `AWS_REGION`, else us-east-1).
+    pub s3_region: Option<String>,
+    /// S3 access key id (default `AWS_ACCESS_KEY_ID`).
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (default `AWS_SECRET_ACCESS_KEY`).
+    #[serde(skip_serializing)]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Plain HTTP to the S3 endpoint (default `AWS_ALLOW_HTTP`; implied by an http:// endpoint).
+    pub s3_allow_http: Option<bool>,
+    /// Lifetime of a presigned direct-upload URL, seconds (default 900).
+    pub upload_url_expiry_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -214,6 +227,23 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("objects").display().to_string())
     }
+    /// The `mes.s3_*` settings; unset ones fall back to the `AWS_*` variables.
+    pub fn s3_options(&self) -> adapters::objects::S3Options {
+        adapters::objects::S3Options {
+            endpoint: self.mes.s3_endpoint.clone(),
+            region: self.mes.s3_region.clone(),
+            access_key_id: self.mes.s3_access_key_id.clone(),
+            secret_access_key: self
+                .mes
+                .s3_secret_access_key
+                .as_ref()
+                .map(|s| s.expose_secret().to_string()),
+            allow_http: self.mes.s3_allow_http,
+        }
+    }
+    pub fn upload_url_expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.mes.upload_url_expiry_secs.unwrap_or(900))
+    }
     pub fn bus_url(&self) -> String {
         self.bus
             .url
@@ -251,6 +281,12 @@ impl Config {
         v["mes"]["database_url"] =
             serde_json::json!(adapters::db::redact(&self.mes_database_url()));
         v["mes"]["objects_url"] = serde_json::json!(self.objects_url());
+        v["mes"]["s3_secret_access_key"] =
+            serde_json::json!(if self.mes.s3_secret_access_key.is_some() {
+                "***"
+            } else {
+                "(AWS_SECRET_ACCESS_KEY)"
+            });
         v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
         serde_json::to_string_pretty(&v).expect("json")
     }

@@ -1,12 +1,12 @@
 //! MES's JSON API: `/api/v1/models` (upload), `/api/v1/materials`, and the
 //! operators' `/mes/api/*`.
 
-use crate::intake::{self, IntakeError, Upload};
+use crate::intake::{self, IntakeError, Source, Upload};
 use crate::orders::{self, MesOrder};
 use crate::queue::{self, Filter, QueueError, QueuePage};
 use crate::{MesState, materials};
 use axum::Json;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -19,6 +19,8 @@ use web::{ApiError, Authenticated};
 pub struct RawUpload {
     pub file: Option<(String, Bytes)>,
     pub material: String,
+    /// A direct upload named instead of a file (`POST /api/v1/uploads`).
+    pub upload_id: Option<String>,
 }
 
 pub fn too_large(max: u64) -> ApiError {
@@ -46,6 +48,7 @@ pub async fn read_upload(mut mp: Multipart, max: u64) -> Result<RawUpload, ApiEr
     let mut out = RawUpload {
         file: None,
         material: String::new(),
+        upload_id: None,
     };
     while let Some(mut field) = mp.next_field().await.map_err(malformed)? {
         match field.name() {
@@ -63,6 +66,10 @@ pub async fn read_upload(mut mp: Multipart, max: u64) -> Result<RawUpload, ApiEr
             Some("material") => {
                 let text = field.text().await.map_err(malformed)?;
                 out.material = text.chars().take(64).collect();
+            }
+            Some("upload_id") => {
+                let text = field.text().await.map_err(malformed)?;
+                out.upload_id = Some(text.trim().chars().take(64).collect());
             }
             _ => {}
         }
@@ -88,23 +95,90 @@ pub fn intake_error(e: IntakeError) -> ApiError {
             code: "bad_idempotency_key",
             message: msg,
         },
+        IntakeError::UnknownUpload(_) => {
+            ApiError::unprocessable("unknown_upload", "upload_id", msg)
+        }
+        IntakeError::UploadExpired { .. } => {
+            ApiError::unprocessable("upload_expired", "upload_id", msg)
+        }
+        IntakeError::UploadUsed { order, .. } => ApiError::Conflict {
+            code: "upload_already_used",
+            message: msg,
+            details: Some(json!({ "order_id": order })),
+        },
+        IntakeError::NothingUploaded(_) => {
+            ApiError::unprocessable("nothing_uploaded", "upload_id", msg)
+        }
+        IntakeError::SizeMismatch { .. } => {
+            ApiError::unprocessable("upload_size_mismatch", "upload_id", msg)
+        }
+        IntakeError::FileAndUpload => ApiError::unprocessable("file_and_upload", "upload_id", msg),
         IntakeError::Internal(e) => ApiError::Internal(e),
     }
 }
 
-/// `POST /api/v1/models`: 202 with the new order's id; pricing follows.
+/// The JSON form of `POST /api/v1/models`: a direct upload named.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedUpload {
+    pub upload_id: String,
+    #[serde(default)]
+    pub material: String,
+}
+
+/// `POST /api/v1/models`: 202 with the new order's id; pricing follows. The model
+/// comes in the multipart field `file`, or names a direct upload: multipart field
+/// `upload_id`, or a JSON body `{"upload_id": "…", "material": "…"}`.
 pub async fn upload_model(
     State(state): State<MesState>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
-    mp: Multipart,
+    req: Request,
 ) -> Result<Response, ApiError> {
     if caller.role != Role::Customer {
         return Err(intake_error(IntakeError::NotCustomer));
     }
-    let raw = read_upload(mp, state.limits.max_upload_bytes).await?;
-    let Some((file_name, bytes)) = raw.file else {
-        return Err(intake_error(IntakeError::MissingFile));
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    let (source, material) = if is_json {
+        let Json(body) = Json::<NamedUpload>::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                code: "bad_json",
+                message: format!(
+                    "{}; expected {{\"upload_id\": \"…\", \"material\": \"AU585Y\"}}",
+                    e.body_text()
+                ),
+            })?;
+        let source = Source::Direct {
+            upload_id: body.upload_id,
+        };
+        (source, body.material.chars().take(64).collect())
+    } else {
+        let mp = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                code: "bad_multipart",
+                message: format!(
+                    "{}; send multipart/form-data with 'file' (or 'upload_id') and 'material', \
+                     or JSON naming an upload",
+                    e.body_text()
+                ),
+            })?;
+        let raw = read_upload(mp, state.limits.max_upload_bytes).await?;
+        let source = match (raw.file, raw.upload_id) {
+            (Some(_), Some(_)) => return Err(intake_error(IntakeError::FileAndUpload)),
+            (Some((file_name, bytes)), None) => Source::Bytes { file_name, bytes },
+            (None, Some(upload_id)) => Source::Direct { upload_id },
+            (None, None) => return Err(intake_error(IntakeError::MissingFile)),
+        };
+        (source, raw.material)
     };
     let idempotency_key = headers
         .get("idempotency-key")
@@ -112,9 +186,8 @@ pub async fn upload_model(
         .transpose()
         .map_err(|_| intake_error(IntakeError::BadKey))?;
     let up = Upload {
-        file_name,
-        bytes,
-        material: raw.material,
+        source,
+        material,
         idempotency_key,
         channel: "api",
     };

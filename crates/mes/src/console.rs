@@ -2,7 +2,7 @@
 //! operators' console.
 
 use crate::api::{intake_error, read_upload};
-use crate::intake::{self, IntakeError, Upload};
+use crate::intake::{self, IntakeError, Source, Upload};
 use crate::orders::{self, MesOrder};
 use crate::queue::{self, Filter, QueueError};
 use crate::{MesState, materials};
@@ -178,8 +178,7 @@ pub async fn upload(
     let result = match raw.file {
         Some((file_name, bytes)) if !file_name.is_empty() || !bytes.is_empty() => {
             let up = Upload {
-                file_name,
-                bytes,
+                source: Source::Bytes { file_name, bytes },
                 material: raw.material,
                 idempotency_key: None,
                 channel: "shop",

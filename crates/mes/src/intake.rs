@@ -6,15 +6,23 @@ use crate::{MesState, materials};
 use adapters::outbox;
 use bytes::Bytes;
 use domain::events::{Actor, Envelope, ModelReceived, PricingRequested};
+use domain::price::MaterialSnapshot;
 use domain::{Caller, OrderId, OrderStatus, Role};
 use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+/// Where a model's bytes are.
+pub enum Source {
+    /// Sent in the request: MES stores them under a generated key.
+    Bytes { file_name: String, bytes: Bytes },
+    /// Already written to object storage through a presigned URL (`POST /api/v1/uploads`).
+    Direct { upload_id: String },
+}
+
 /// A model as it arrived.
 pub struct Upload {
-    pub file_name: String,
-    pub bytes: Bytes,
+    pub source: Source,
     pub material: String,
     pub idempotency_key: Option<String>,
     /// "api" or "shop".
@@ -40,6 +48,22 @@ pub enum IntakeError {
     KeyReused(String),
     #[error("Idempotency-Key must be 1 to 200 printable ASCII characters")]
     BadKey,
+    #[error("there is no upload '{0}' of yours; ask POST /api/v1/uploads for one")]
+    UnknownUpload(String),
+    #[error("upload '{id}' expired at {at}; ask POST /api/v1/uploads for a new one")]
+    UploadExpired { id: String, at: String },
+    #[error("upload '{id}' was already used by order {order}")]
+    UploadUsed { id: String, order: String },
+    #[error("nothing was uploaded for upload '{0}': PUT the file to its URL first")]
+    NothingUploaded(String),
+    #[error("upload '{id}' is {actual} bytes, {declared} were declared")]
+    SizeMismatch {
+        id: String,
+        actual: u64,
+        declared: u64,
+    },
+    #[error("send either the multipart field 'file' or 'upload_id', not both")]
+    FileAndUpload,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -54,7 +78,7 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
-fn file_name(raw: &str) -> String {
+pub(crate) fn file_name(raw: &str) -> String {
     // Keep the last path component, printable, bounded: it is shown, never used as a path.
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
@@ -94,8 +118,20 @@ async fn replay(
     }))
 }
 
-/// Accepts an upload: the bytes to object storage, the order and its events in one transaction.
-#[tracing::instrument(skip_all, fields(order_id, channel = up.channel, size = up.bytes.len()))]
+/// The model, checked and in object storage, ready to become an order.
+struct Stored {
+    object_key: String,
+    file_name: String,
+    size: u64,
+    content_sha: String,
+    format: geometry::Format,
+    /// The direct upload it came from (marked used in the order's transaction).
+    upload_id: Option<String>,
+}
+
+/// Accepts a model — sent in the request or uploaded directly — and makes the order:
+/// the order and its events in one transaction, nothing left behind on failure.
+#[tracing::instrument(skip_all, fields(order_id, channel = up.channel))]
 pub async fn accept(
     state: &MesState,
     caller: &Caller,
@@ -130,55 +166,190 @@ pub async fn accept(
             known,
         });
     };
-    if up.bytes.is_empty() {
-        return Err(IntakeError::EmptyFile);
-    }
-    let format = geometry::detect(&up.bytes).map_err(|e| IntakeError::NotAModel(e.to_string()))?;
-    let content_sha = hex::encode(Sha256::digest(&up.bytes));
     let tenant = caller.tenant();
-    let request_sha = hex::encode(Sha256::digest(format!("{content_sha}:{}", material.code)));
-    if let Some(key) = &up.idempotency_key {
-        if let Some(done) = replay(state, &tenant, key, &request_sha).await? {
-            return Ok(done);
+    let (stored, request_sha) = match up.source {
+        Source::Bytes {
+            file_name: name,
+            bytes,
+        } => {
+            if bytes.is_empty() {
+                return Err(IntakeError::EmptyFile);
+            }
+            let format =
+                geometry::detect(&bytes).map_err(|e| IntakeError::NotAModel(e.to_string()))?;
+            let content_sha = hex::encode(Sha256::digest(&bytes));
+            let request_sha =
+                hex::encode(Sha256::digest(format!("{content_sha}:{}", material.code)));
+            if let Some(key) = &up.idempotency_key {
+                if let Some(done) = replay(state, &tenant, key, &request_sha).await? {
+                    return Ok(done);
+                }
+            }
+            let object_key = format!("models/{}", uuid::Uuid::new_v4());
+            let size = bytes.len() as u64;
+            state
+                .store
+                .put(&ObjectPath::from(object_key.as_str()), bytes.into())
+                .await
+                .map_err(|e| anyhow::anyhow!("storing the model: {e}"))?;
+            let stored = Stored {
+                object_key,
+                file_name: file_name(&name),
+                size,
+                content_sha,
+                format,
+                upload_id: None,
+            };
+            (stored, request_sha)
         }
-    }
+        Source::Direct { upload_id } => {
+            // The same upload named again with the same key is a retry: same order.
+            let request_sha = hex::encode(Sha256::digest(format!(
+                "upload:{upload_id}:{}",
+                material.code
+            )));
+            if let Some(key) = &up.idempotency_key {
+                if let Some(done) = replay(state, &tenant, key, &request_sha).await? {
+                    return Ok(done);
+                }
+            }
+            (direct(state, caller, &upload_id).await?, request_sha)
+        }
+    };
+    create_order(
+        state,
+        caller,
+        &up.idempotency_key,
+        up.channel,
+        &material,
+        &tenant,
+        &request_sha,
+        stored,
+    )
+    .await
+}
 
+/// Checks a direct upload (the caller's, unused, unexpired, present, of the declared
+/// size, a model by content) and reads it.
+async fn direct(state: &MesState, caller: &Caller, id: &str) -> Result<Stored, IntakeError> {
+    let id: String = id.chars().take(64).collect();
+    let Some(rec) = crate::uploads::find(state, caller, &id).await? else {
+        return Err(IntakeError::UnknownUpload(id));
+    };
+    if let Some(order) = rec.used_by_order {
+        return Err(IntakeError::UploadUsed { id, order });
+    }
+    if domain::to_ms(domain::now()) > rec.expires_at_ms {
+        return Err(IntakeError::UploadExpired {
+            id,
+            at: domain::rfc3339(domain::from_ms(rec.expires_at_ms)),
+        });
+    }
+    let path = ObjectPath::from(rec.object_key.as_str());
+    let meta = match state.store.head(&path).await {
+        Ok(m) => m,
+        Err(object_store::Error::NotFound { .. }) => return Err(IntakeError::NothingUploaded(id)),
+        Err(e) => return Err(anyhow::anyhow!("checking upload {id}: {e}").into()),
+    };
+    if meta.size != rec.size_bytes {
+        return Err(IntakeError::SizeMismatch {
+            id,
+            actual: meta.size,
+            declared: rec.size_bytes,
+        });
+    }
+    let bytes = state
+        .store
+        .get(&path)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading upload {id}: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading upload {id}: {e}"))?;
+    if bytes.len() as u64 != rec.size_bytes {
+        // Overwritten between HEAD and GET (the URL is still valid): judge what we read.
+        return Err(IntakeError::SizeMismatch {
+            id,
+            actual: bytes.len() as u64,
+            declared: rec.size_bytes,
+        });
+    }
+    let format = geometry::detect(&bytes).map_err(|e| IntakeError::NotAModel(e.to_string()))?;
+    Ok(Stored {
+        object_key: rec.object_key,
+        file_name: rec.file_name,
+        size: rec.size_bytes,
+        content_sha: hex::encode(Sha256::digest(&bytes)),
+        format,
+        upload_id: Some(rec.id),
+    })
+}
+
+/// How the order's transaction ended.
+enum Outcome {
+    Created,
+    /// A concurrent request with the same Idempotency-Key made the order.
+    KeyRaced,
+    /// A concurrent request used the same direct upload.
+    UploadRaced,
+}
+
+/// The one place an order is made, whichever way its model arrived.
+#[allow(clippy::too_many_arguments)]
+async fn create_order(
+    state: &MesState,
+    caller: &Caller,
+    idempotency_key: &Option<String>,
+    channel: &'static str,
+    material: &MaterialSnapshot,
+    tenant: &str,
+    request_sha: &str,
+    stored: Stored,
+) -> Result<Accepted, IntakeError> {
     let order_id = OrderId::new();
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
-    let object_key = format!("models/{}", uuid::Uuid::new_v4());
-    let size = up.bytes.len() as u64;
-    state
-        .store
-        .put(
-            &ObjectPath::from(object_key.as_str()),
-            up.bytes.clone().into(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("storing the model: {e}"))?;
-
+    let Stored {
+        object_key,
+        file_name,
+        size,
+        content_sha,
+        format,
+        upload_id,
+    } = stored;
     let owner = Actor {
         kind: "customer".into(),
         name: caller.name.clone(),
         user_id: Some(caller.user_id),
     };
-    let file_name = file_name(&up.file_name);
-    let result: anyhow::Result<bool> = async {
+    let result: anyhow::Result<Outcome> = async {
         let now = domain::to_ms(domain::now());
         let mut tx = state.db.begin_write().await?;
-        if let Some(key) = &up.idempotency_key {
+        if let Some(key) = idempotency_key {
             let fresh = sqlx::query(
                 "INSERT INTO idempotency (tenant, idem_key, request_sha256, order_id, created_at_ms) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
-            .bind(&tenant)
+            .bind(tenant)
             .bind(key)
-            .bind(&request_sha)
+            .bind(request_sha)
             .bind(order_id.to_string())
             .bind(now)
             .execute(&mut *tx)
             .await?;
             if fresh.rows_affected() == 0 {
-                return Ok(false); // a concurrent request with the same key won
+                return Ok(Outcome::KeyRaced);
+            }
+        }
+        if let Some(id) = &upload_id {
+            let claimed = sqlx::query(
+                "UPDATE uploads SET used_by_order = $1 WHERE id = $2 AND used_by_order IS NULL",
+            )
+            .bind(order_id.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                return Ok(Outcome::UploadRaced);
             }
         }
         sqlx::query(
@@ -187,11 +358,11 @@ pub async fn accept(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(order_id.to_string())
-        .bind(&tenant)
+        .bind(tenant)
         .bind(caller.user_id.to_string())
         .bind(&caller.name)
         .bind(&caller.email)
-        .bind(up.channel)
+        .bind(channel)
         .bind(&material.code)
         .bind(serde_json::to_string(&material)?)
         .bind(OrderStatus::Pricing.as_str())
@@ -207,13 +378,13 @@ pub async fn accept(
         orders::record(&mut tx, order_id, OrderStatus::Pricing, &owner, None).await?;
         let received = ModelReceived {
             order_id,
-            tenant: tenant.clone(),
+            tenant: tenant.to_string(),
             owner: owner.clone(),
             owner_email: caller.email.clone(),
             material: material.code.clone(),
             file_name: file_name.clone(),
             size_bytes: size,
-            channel: up.channel.to_string(),
+            channel: channel.to_string(),
         };
         outbox::enqueue(&mut tx, &Envelope::new("mes", &received)).await?;
         let job = PricingRequested {
@@ -224,33 +395,43 @@ pub async fn accept(
         };
         outbox::enqueue(&mut tx, &Envelope::new("mes", &job)).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Outcome::Created)
     }
     .await;
 
-    if let Ok(true) = result {
+    if let Ok(Outcome::Created) = result {
         state.relay.kick();
-        tracing::info!(%order_id, material = %material.code, format = format.label(), size, "model received");
+        tracing::info!(%order_id, material = %material.code, format = format.label(), size, direct = upload_id.is_some(), "model received");
         return Ok(Accepted {
             order_id,
             status: OrderStatus::Pricing,
             replayed: false,
         });
     }
-    // Nothing half-written: the stored bytes go too.
-    if let Err(e) = state
-        .store
-        .delete(&ObjectPath::from(object_key.as_str()))
-        .await
-    {
-        tracing::warn!(error = %e, object_key, "could not delete the stored model of a failed upload");
+    // Nothing half-written: bytes MES stored go too. A direct upload's object stays
+    // with its unused upload record (the client may retry until it expires).
+    if upload_id.is_none() {
+        if let Err(e) = state
+            .store
+            .delete(&ObjectPath::from(object_key.as_str()))
+            .await
+        {
+            tracing::warn!(error = %e, object_key, "could not delete the stored model of a failed upload");
+        }
     }
     match result {
         Err(e) => Err(IntakeError::Internal(e)),
+        Ok(Outcome::UploadRaced) => {
+            let id = upload_id.unwrap_or_default();
+            let order = crate::uploads::find(state, caller, &id)
+                .await?
+                .and_then(|r| r.used_by_order)
+                .unwrap_or_default();
+            Err(IntakeError::UploadUsed { id, order })
+        }
         _ => {
-            // A concurrent request with the same Idempotency-Key made the order.
-            let key = up.idempotency_key.as_deref().unwrap_or_default();
-            replay(state, &tenant, key, &request_sha)
+            let key = idempotency_key.as_deref().unwrap_or_default();
+            replay(state, tenant, key, request_sha)
                 .await?
                 .ok_or_else(|| {
                     IntakeError::Internal(anyhow::anyhow!("idempotency record vanished"))

@@ -11,6 +11,7 @@ pub mod materials;
 mod migrations;
 pub mod orders;
 pub mod queue;
+pub mod uploads;
 
 use adapters::outbox::Relay;
 use adapters::{Bus, Db};
@@ -31,6 +32,10 @@ pub fn migrations() -> &'static [adapters::Migration] {
 pub struct MesConfig {
     pub database_url: String,
     pub objects_url: String,
+    /// S3 settings over the `AWS_*` variables (used when `objects_url` is `s3://…`).
+    pub s3: adapters::objects::S3Options,
+    /// How long a presigned upload URL (and its upload record) stays valid.
+    pub upload_url_expiry: std::time::Duration,
     pub limits: Limits,
 }
 
@@ -48,6 +53,9 @@ pub struct MesState {
     pub relay: Relay,
     pub key: IdentityKey,
     pub limits: Limits,
+    /// Present when the store can hand out direct-upload URLs (S3).
+    pub presigner: Option<adapters::objects::Presigner>,
+    pub upload_url_expiry: std::time::Duration,
 }
 
 impl FromRef<MesState> for IdentityKey {
@@ -70,16 +78,18 @@ impl Mes {
         key: IdentityKey,
     ) -> anyhow::Result<Mes> {
         let db = Db::connect(&config.database_url, migrations::MIGRATIONS).await?;
-        let store = adapters::objects::open(&config.objects_url)?;
+        let objects = adapters::objects::open_with(&config.objects_url, &config.s3)?;
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "mes");
         Ok(Mes {
             state: MesState {
                 db,
-                store,
+                store: objects.store,
                 relay,
                 key,
                 limits: config.limits,
+                presigner: objects.presigner,
+                upload_url_expiry: config.upload_url_expiry,
             },
             bus,
         })
@@ -120,6 +130,7 @@ impl Mes {
                 "/api/v1/models",
                 post(api::upload_model).layer(body_limit.clone()),
             )
+            .route("/api/v1/uploads", post(uploads::create))
             .route("/api/v1/models/{id}/preview.png", get(api::preview))
             .route("/api/v1/materials", get(api::list_materials))
             .route(

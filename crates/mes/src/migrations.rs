@@ -99,6 +99,21 @@ INSERT INTO material_versions
   SELECT code, version, name_en, name_ru, density_g_cm3, price_per_gram_minor, currency, active, 'seed', 0 FROM materials;
 ";
 
+/// Direct uploads: a presigned URL handed to a customer, then named by `POST /api/v1/models`.
+const UPLOADS: &str = "
+CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    object_key TEXT NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    file_name TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    used_by_order TEXT
+);
+";
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
 
@@ -126,5 +141,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "material versions",
         sqlite: MATERIAL_VERSIONS,
         postgres: MATERIAL_VERSIONS,
+    },
+    Migration {
+        version: 5,
+        description: "direct uploads",
+        sqlite: UPLOADS,
+        postgres: UPLOADS,
     },
 ];

@@ -28,6 +28,8 @@ pub const QUEUE: QueueSpec = QueueSpec {
 #[derive(Debug, Clone)]
 pub struct PricingConfig {
     pub objects_url: String,
+    /// S3 settings over the `AWS_*` variables (for an `s3://…` store).
+    pub s3: adapters::objects::S3Options,
     pub workers: usize,
     pub rules: PricingRules,
     pub limits: geometry::Limits,
@@ -205,7 +207,7 @@ struct Worker {
 impl Pricing {
     pub async fn build(config: &PricingConfig, bus: Arc<dyn Bus>) -> anyhow::Result<Pricing> {
         bus.declare(&QUEUE).await?;
-        let store = adapters::objects::open(&config.objects_url)?;
+        let store = adapters::objects::open_with(&config.objects_url, &config.s3)?.store;
         let worker = Worker {
             store,
             bus: bus.clone(),

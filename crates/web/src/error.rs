@@ -32,6 +32,9 @@ pub enum ApiError {
     },
     #[error("{message}")]
     TooLarge { message: String },
+    /// A feature this deployment's configuration does not offer.
+    #[error("{message}")]
+    NotImplemented { code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -64,6 +67,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,7 +75,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unprocessable { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::NotImplemented { code, .. } => code,
             ApiError::Unauthorized => "unauthenticated",
             ApiError::BadKey => "invalid_api_key",
             ApiError::Forbidden(_) => "forbidden",

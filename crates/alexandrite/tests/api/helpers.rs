@@ -48,10 +48,57 @@ pub async fn fresh_database(service: &str) -> String {
     format!("{}/{name}", postgres_url())
 }
 
-/// Points a configuration at fresh production-profile stores.
+/// A fresh RabbitMQ vhost (queues of concurrent tests must not meet); its URL.
+pub fn fresh_vhost() -> String {
+    let base = std::env::var("ALEXANDRITE_TEST_AMQP_BASE")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into());
+    let vhost = format!("alx-test-{}", uuid::Uuid::new_v4().simple());
+    for args in [
+        vec!["add_vhost", vhost.as_str()],
+        vec![
+            "set_permissions",
+            "-p",
+            vhost.as_str(),
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ],
+    ] {
+        let out = std::process::Command::new("rabbitmqctl").args(&args).output().unwrap_or_else(|e| {
+            panic!("rabbitmqctl is needed for ALEXANDRITE_TEST_PROFILE=production (scripts/test starts RabbitMQ): {e}")
+        });
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    format!("{base}/{vhost}")
+}
+
+/// Points a configuration at fresh production-profile stores: PostgreSQL
+/// databases, a RabbitMQ vhost, an S3 prefix.
 pub async fn use_production_stores(config: &mut Config) {
     config.crm.database_url = Some(fresh_database("crm").await);
     config.mes.database_url = Some(fresh_database("mes").await);
+    config.bus.url = Some(fresh_vhost());
+    require_s3().await;
+    config.mes.objects_url = Some(format!("s3://{}/api-{}", s3_bucket(), uuid::Uuid::new_v4()));
+    config.mes.s3_endpoint = Some(s3_endpoint());
+    config.mes.s3_region = Some("us-east-1".into());
+    config.mes.s3_access_key_id = Some("alexandrite-test".into());
+    config.mes.s3_secret_access_key = Some("alexandrite-test-secret".into());
+}
+
+impl TestApp {
+    /// The app's object storage, whichever profile (to look at what it stored).
+    pub fn store(&self) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        let c = &self.config;
+        adapters::objects::open_with(&c.objects_url(), &c.s3_options())
+            .expect("object store")
+            .store
+    }
 }
 
 pub struct TestApp {
@@ -263,4 +310,41 @@ pub fn history(order: &Value) -> Vec<String> {
         .iter()
         .map(|h| h["status"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The S3-compatible test server (s3s-fs, started by `scripts/s3-server`).
+pub fn s3_endpoint() -> String {
+    std::env::var("ALEXANDRITE_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8014".into())
+}
+
+/// Its bucket; the tests use a fresh prefix in it each.
+pub fn s3_bucket() -> String {
+    std::env::var("ALEXANDRITE_TEST_S3_BUCKET").unwrap_or_else(|_| "alexandrite-test".into())
+}
+
+/// Fails loudly when the S3 server is not running: S3 tests never skip.
+pub async fn require_s3() {
+    let ep = s3_endpoint();
+    let addr = ep.trim_start_matches("http://").trim_end_matches('/');
+    if let Err(e) = tokio::net::TcpStream::connect(addr).await {
+        panic!(
+            "no S3-compatible server at {ep} ({e}): start it with scripts/s3-server \
+             (or point ALEXANDRITE_TEST_S3_ENDPOINT at one)"
+        );
+    }
+}
+
+/// The platform with its models in S3 (a fresh prefix of the test bucket); the
+/// credentials are explicit settings, so no process-wide AWS_* variable is needed.
+pub async fn spawn_on_s3(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    require_s3().await;
+    spawn_with(|c| {
+        c.mes.objects_url = Some(format!("s3://{}/api-{}", s3_bucket(), uuid::Uuid::new_v4()));
+        c.mes.s3_endpoint = Some(s3_endpoint());
+        c.mes.s3_region = Some("us-east-1".into());
+        c.mes.s3_access_key_id = Some("alexandrite-test".into());
+        c.mes.s3_secret_access_key = Some("alexandrite-test-secret".into());
+        adjust(c);
+    })
+    .await
 }

@@ -9,4 +9,5 @@ mod durability;
 mod isolation;
 mod lifecycle;
 mod operators;
+mod s3;
 mod uploads;

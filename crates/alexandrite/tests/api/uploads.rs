@@ -5,23 +5,16 @@ use crate::helpers::{TestApp, model, spawn_app, spawn_with};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-fn stored_objects(app: &TestApp) -> usize {
-    fn count(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            count(&e.path())
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    count(&app.data_dir.path().join("objects"))
+/// Objects in the app's storage (local directory or S3 prefix).
+async fn stored_objects(app: &TestApp) -> usize {
+    use futures::TryStreamExt;
+    let all: Vec<_> = app
+        .store()
+        .list(None)
+        .try_collect()
+        .await
+        .expect("listing objects");
+    all.len()
 }
 
 async fn assert_nothing_left(app: &TestApp) {
@@ -34,7 +27,7 @@ async fn assert_nothing_left(app: &TestApp) {
     let op = app.operator("Checker").await;
     let (_, queue) = app.get(&op, "/mes/api/queue").await;
     assert_eq!(queue["orders"].as_array().unwrap().len(), 0);
-    assert_eq!(stored_objects(app), 0, "no stored model may be left");
+    assert_eq!(stored_objects(app).await, 0, "no stored model may be left");
 }
 
 async fn error_of(r: reqwest::Response) -> (StatusCode, Value) {
