@@ -1,7 +1,7 @@
 //! The platform on S3 (s3s-fs, which checks signatures and expiry): direct
 //! uploads through presigned URLs, their refusals, and the multipart path.
 
-use crate::helpers::{TestApp, model, spawn_app, spawn_on_s3};
+use crate::helpers::{TestApp, model, spawn_on_s3};
 use domain::Role;
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
