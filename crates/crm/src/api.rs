@@ -1,7 +1,7 @@
 //! `/api/v1/orders*`: the B2B (and shop) JSON API over the CRM's view of orders.
 
 use crate::CrmState;
-use crate::orders::{DecisionError, Order, Page, decode_cursor};
+use crate::orders::{DecisionError, Order, Page};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use domain::{Caller, OrderId, OrderStatus, Role};
@@ -74,24 +74,7 @@ pub async fn list_orders(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
     customer_facing(&caller)?;
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "bad_limit",
-            "limit",
-            "limit must be between 1 and 100",
-        ));
-    }
-    let cursor = match q.cursor.as_deref() {
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-            ApiError::unprocessable(
-                "bad_cursor",
-                "cursor",
-                "cursor is not one this API returned",
-            )
-        })?),
-        None => None,
-    };
+    let (limit, cursor) = web::paging::parse(q.limit, 20, 100, q.cursor.as_deref())?;
     let status = match q.status.as_deref() {
         Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
             ApiError::unprocessable("bad_status", "status", format!("unknown status '{s}'"))
@@ -116,19 +99,20 @@ pub(crate) fn decision_error(e: DecisionError) -> ApiError {
     }
 }
 
-pub async fn confirm(
-    State(state): State<CrmState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+async fn decide(
+    state: CrmState,
+    caller: Caller,
+    id: String,
+    to: OrderStatus,
 ) -> Result<Json<Order>, ApiError> {
     customer_facing(&caller)?;
     let id = parse_id(&id)?;
     get_fresh(&state, &caller, id).await?;
-    state
-        .orders
-        .confirm(&caller, id)
-        .await
-        .map_err(decision_error)?;
+    let done = match to {
+        OrderStatus::Confirmed => state.orders.confirm(&caller, id).await,
+        _ => state.orders.cancel(&caller, id).await,
+    };
+    done.map_err(decision_error)?;
     state
         .orders
         .get(&caller, id)
@@ -137,23 +121,20 @@ pub async fn confirm(
         .ok_or(ApiError::NotFound("order"))
 }
 
+/// `POST /api/v1/orders/{id}/confirm`.
+pub async fn confirm(
+    State(state): State<CrmState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    decide(state, caller, id, OrderStatus::Confirmed).await
+}
+
+/// `POST /api/v1/orders/{id}/cancel`.
 pub async fn cancel(
     State(state): State<CrmState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    customer_facing(&caller)?;
-    let id = parse_id(&id)?;
-    get_fresh(&state, &caller, id).await?;
-    state
-        .orders
-        .cancel(&caller, id)
-        .await
-        .map_err(decision_error)?;
-    state
-        .orders
-        .get(&caller, id)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("order"))
+    decide(state, caller, id, OrderStatus::Cancelled).await
 }

@@ -4,8 +4,6 @@
 use crate::timeline::{self, HistoryEntry};
 use adapters::Db;
 use adapters::outbox;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::events::{
     Actor, Envelope, GeometrySummary, OrderCancelled, OrderConfirmed, PriceView, Quote,
 };
@@ -121,18 +119,6 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Keyset position: (created_at_ms, id) of the last row shown.
-pub fn encode_cursor(o: &Order) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", o.created_at_ms, o.order_id))
-}
-
-pub fn decode_cursor(c: &str) -> Option<(i64, String)> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    let (ms, id) = raw.split_once(':')?;
-    let _: OrderId = id.parse().ok()?;
-    Some((ms.parse().ok()?, id.to_string()))
-}
-
 #[derive(Clone)]
 pub struct Orders {
     db: Db,
@@ -215,7 +201,9 @@ impl Orders {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let next_cursor = if orders.len() as i64 > limit {
             orders.truncate(limit as usize);
-            orders.last().map(encode_cursor)
+            orders
+                .last()
+                .map(|o| web::paging::encode(o.created_at_ms, &o.order_id))
         } else {
             None
         };

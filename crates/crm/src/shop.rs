@@ -4,7 +4,6 @@
 use crate::CrmState;
 use crate::accounts::{AccountError, NewUser};
 use crate::api::{decision_error, get_fresh};
-use crate::orders::decode_cursor;
 use crate::views::OrderView;
 use askama::Template;
 use axum::Form;
@@ -306,7 +305,7 @@ pub async fn account(
     if user.role != Role::Customer {
         return Ok(Redirect::to(home_of(&user)).into_response());
     }
-    let cursor = q.cursor.as_deref().and_then(decode_cursor);
+    let cursor = q.cursor.as_deref().and_then(web::paging::decode);
     let page = state.orders.list(&user, None, cursor, 25).await?;
     let t = lang.texts();
     let orders = page.orders.iter().map(|o| OrderView::new(o, t)).collect();
@@ -509,7 +508,7 @@ pub async fn backoffice(
         Err(r) => return Ok(r),
     };
     let status = q.status.as_deref().and_then(OrderStatus::parse);
-    let cursor = q.cursor.as_deref().and_then(decode_cursor);
+    let cursor = q.cursor.as_deref().and_then(web::paging::decode);
     let page = state.orders.list(&user, status, cursor, 50).await?;
     let t = lang.texts();
     let page = BackofficePage {

@@ -275,24 +275,7 @@ pub async fn get_queue(
     Query(q): Query<QueueQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
     staff(&caller)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "bad_limit",
-            "limit",
-            "limit must be between 1 and 200",
-        ));
-    }
-    let cursor = match q.cursor.as_deref() {
-        Some(c) => Some(queue::decode_cursor(c).ok_or_else(|| {
-            ApiError::unprocessable(
-                "bad_cursor",
-                "cursor",
-                "cursor is not one this API returned",
-            )
-        })?),
-        None => None,
-    };
+    let (limit, cursor) = web::paging::parse(q.limit, 50, 200, q.cursor.as_deref())?;
     let filter = Filter {
         material: q.material.filter(|m| !m.is_empty()),
     };

@@ -349,7 +349,7 @@ async fn console_page(
 ) -> Result<Response, ApiError> {
     let t = lang.texts();
     let material = q.material.filter(|m| !m.is_empty());
-    let cursor = q.cursor.as_deref().and_then(queue::decode_cursor);
+    let cursor = q.cursor.as_deref().and_then(web::paging::decode);
     let page = queue::list(
         state,
         &Filter {

@@ -4,8 +4,6 @@
 use crate::MesState;
 use crate::orders::{self, COLUMNS, MesOrder};
 use adapters::outbox;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::events::{Actor, Envelope, OrderStatusChanged};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Serialize;
@@ -51,18 +49,6 @@ pub struct QueuePage {
     pub next_cursor: Option<String>,
 }
 
-fn cursor_of(o: &MesOrder) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", o.confirmed_at_ms.unwrap_or(0), o.order_id))
-}
-
-/// Reads a cursor this API returned.
-pub fn decode_cursor(c: &str) -> Option<(i64, String)> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    let (ms, id) = raw.split_once(':')?;
-    let _: OrderId = id.parse().ok()?;
-    Some((ms.parse().ok()?, id.to_string()))
-}
-
 /// Confirmed orders not yet taken, newest confirmation first (keyset pagination).
 pub async fn list(
     state: &MesState,
@@ -98,7 +84,9 @@ pub async fn list(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let next_cursor = if orders.len() as i64 > limit {
         orders.truncate(limit as usize);
-        orders.last().map(cursor_of)
+        orders
+            .last()
+            .map(|o| web::paging::encode(o.confirmed_at_ms.unwrap_or(0), &o.order_id))
     } else {
         None
     };

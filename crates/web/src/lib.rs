@@ -7,6 +7,7 @@ pub mod fmt;
 pub mod i18n;
 pub mod identity;
 pub mod internal;
+pub mod paging;
 
 pub use error::ApiError;
 pub use i18n::{Lang, Texts};
