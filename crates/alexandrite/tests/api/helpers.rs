@@ -49,10 +49,14 @@ pub async fn fresh_database(service: &str) -> String {
 }
 
 /// A fresh RabbitMQ vhost (queues of concurrent tests must not meet); its URL.
+/// `rabbitmqctl` runs one at a time, under a timeout, retried: concurrent
+/// invocations can hang on the CLI's own Erlang distribution ports.
 pub fn fresh_vhost() -> String {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let base = std::env::var("ALEXANDRITE_TEST_AMQP_BASE")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into());
     let vhost = format!("alx-test-{}", uuid::Uuid::new_v4().simple());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for args in [
         vec!["add_vhost", vhost.as_str()],
         vec![
@@ -65,14 +69,20 @@ pub fn fresh_vhost() -> String {
             ".*",
         ],
     ] {
-        let out = std::process::Command::new("rabbitmqctl").args(&args).output().unwrap_or_else(|e| {
-            panic!("rabbitmqctl is needed for ALEXANDRITE_TEST_PROFILE=production (scripts/test starts RabbitMQ): {e}")
+        let mut last = String::new();
+        let ok = (0..3).any(|_| {
+            let out = std::process::Command::new("timeout")
+                .arg("30")
+                .arg("rabbitmqctl")
+                .args(&args)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("rabbitmqctl is needed for ALEXANDRITE_TEST_PROFILE=production: {e}")
+                });
+            last = format!("{} {}", out.status, String::from_utf8_lossy(&out.stderr));
+            out.status.success()
         });
-        assert!(
-            out.status.success(),
-            "rabbitmqctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(ok, "rabbitmqctl {args:?} failed three times: {last}");
     }
     format!("{base}/{vhost}")
 }
@@ -276,6 +286,19 @@ impl TestApp {
             h.await
                 .expect("server task")
                 .expect("server stopped cleanly");
+        }
+        // A vhost holds quorum queues: leave none behind (scripts/test sweeps the rest).
+        let vhost = self
+            .config
+            .bus
+            .url
+            .as_deref()
+            .and_then(|u| u.strip_prefix("amqp://"))
+            .and_then(|u| u.rsplit_once('/'));
+        if let Some((_, vhost)) = vhost {
+            let _ = std::process::Command::new("timeout")
+                .args(["30", "rabbitmqctl", "-q", "delete_vhost", vhost])
+                .output();
         }
     }
 }
