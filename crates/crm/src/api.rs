@@ -35,7 +35,8 @@ pub(crate) async fn get_fresh(
     let fresh = id
         .minted_at_ms()
         .is_some_and(|ms| domain::to_ms(domain::now()) - ms < 30_000);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    // Generous: under load (a broker creating queues, a busy database) delivery can take seconds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(o) = state.orders.get(caller, id).await? {
             return Ok(Some(o));
