@@ -236,7 +236,7 @@ impl Accounts {
 
 #[async_trait]
 impl web::Authenticator for Accounts {
-    async fn by_session(&self, token: &str) -> Option<Caller> {
+    async fn by_session(&self, token: &str) -> Result<Option<Caller>, web::identity::Unavailable> {
         let row = sqlx::query(
             "SELECT u.id, u.email, u.name, u.role, u.org FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
@@ -246,11 +246,11 @@ impl web::Authenticator for Accounts {
         .fetch_optional(self.db.pool())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "session lookup failed"))
-        .ok()??;
-        caller_from_row(&row).ok()
+        .map_err(|_| web::identity::Unavailable)?;
+        Ok(row.as_ref().and_then(|r| caller_from_row(r).ok()))
     }
 
-    async fn by_api_key(&self, key: &str) -> Result<Caller, ()> {
+    async fn by_api_key(&self, key: &str) -> Result<Caller, web::identity::KeyRefused> {
         let row = sqlx::query(
             "SELECT u.id, u.email, u.name, u.role, u.org FROM api_keys k JOIN users u ON u.id = k.user_id \
              WHERE k.key_hash = $1 AND k.revoked_at_ms IS NULL",
@@ -259,7 +259,9 @@ impl web::Authenticator for Accounts {
         .fetch_optional(self.db.pool())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "API key lookup failed"))
-        .map_err(|_| ())?;
-        row.as_ref().and_then(|r| caller_from_row(r).ok()).ok_or(())
+        .map_err(|_| web::identity::KeyRefused::Unavailable)?;
+        row.as_ref()
+            .and_then(|r| caller_from_row(r).ok())
+            .ok_or(web::identity::KeyRefused::Invalid)
     }
 }

@@ -31,9 +31,21 @@ pub async fn identity(State(state): State<CrmState>, headers: HeaderMap, body: B
             .into_response();
     };
     let caller = match (lookup.session, lookup.api_key) {
-        (Some(s), _) => state.accounts.by_session(&s).await,
-        (None, Some(k)) => state.accounts.by_api_key(&k).await.ok(),
-        (None, None) => None,
+        (Some(s), _) => state.accounts.by_session(&s).await.map_err(|_| ()),
+        (None, Some(k)) => match state.accounts.by_api_key(&k).await {
+            Ok(c) => Ok(Some(c)),
+            Err(web::identity::KeyRefused::Invalid) => Ok(None),
+            Err(web::identity::KeyRefused::Unavailable) => Err(()),
+        },
+        (None, None) => Ok(None),
+    };
+    // The registry could not be asked: say so, so the gateway answers 503, not 401.
+    let Ok(caller) = caller else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the registry of people is unavailable",
+        )
+            .into_response();
     };
     match caller {
         Some(c) => Json(c).into_response(),

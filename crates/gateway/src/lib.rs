@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use web::identity::SESSION_COOKIE;
+use web::identity::{KeyRefused, Unavailable};
 use web::{ApiError, Authenticator, IdentityKey};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -21,6 +22,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 struct Gate {
     auth: Arc<dyn Authenticator>,
     key: IdentityKey,
+}
+
+/// 503 with Retry-After: the caller is not at fault and should try again.
+fn unavailable() -> Response {
+    let mut r =
+        ApiError::Unavailable("authentication is unavailable for a moment; try again".into())
+            .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    r
 }
 
 /// Authenticates one request and stamps the signed identity on it.
@@ -34,7 +47,8 @@ async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) ->
             match key.map(str::trim) {
                 Some(k) if !k.is_empty() => match gate.auth.by_api_key(k).await {
                     Ok(c) => Some(c),
-                    Err(()) => return ApiError::BadKey.into_response(),
+                    Err(KeyRefused::Invalid) => return ApiError::BadKey.into_response(),
+                    Err(KeyRefused::Unavailable) => return unavailable(),
                 },
                 _ => {
                     return ApiError::BadRequest {
@@ -46,7 +60,10 @@ async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) ->
             }
         }
         None => match CookieJar::from_headers(req.headers()).get(SESSION_COOKIE) {
-            Some(c) => gate.auth.by_session(c.value()).await,
+            Some(c) => match gate.auth.by_session(c.value()).await {
+                Ok(caller) => caller,
+                Err(Unavailable) => return unavailable(),
+            },
             None => None,
         },
     };
@@ -94,7 +111,10 @@ impl HttpAuthenticator {
         }
     }
 
-    async fn resolve(&self, body: serde_json::Value) -> Result<Option<domain::Caller>, ()> {
+    async fn resolve(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<Option<domain::Caller>, Unavailable> {
         let bytes = serde_json::to_vec(&body).expect("json");
         let resp = self
             .client
@@ -104,13 +124,16 @@ impl HttpAuthenticator {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| tracing::error!(error = %e, "identity lookup at the CRM failed"))?;
+            .map_err(|e| {
+                tracing::error!(error = %e, "identity lookup at the CRM failed");
+                Unavailable
+            })?;
         match resp.status().as_u16() {
-            200 => resp.json().await.map(Some).map_err(|_| ()),
+            200 => resp.json().await.map(Some).map_err(|_| Unavailable),
             404 => Ok(None),
             s => {
                 tracing::error!(status = s, "identity lookup at the CRM failed");
-                Err(())
+                Err(Unavailable)
             }
         }
     }
@@ -118,16 +141,15 @@ impl HttpAuthenticator {
 
 #[async_trait::async_trait]
 impl Authenticator for HttpAuthenticator {
-    async fn by_session(&self, token: &str) -> Option<domain::Caller> {
-        self.resolve(serde_json::json!({ "session": token }))
-            .await
-            .ok()
-            .flatten()
+    async fn by_session(&self, token: &str) -> Result<Option<domain::Caller>, Unavailable> {
+        self.resolve(serde_json::json!({ "session": token })).await
     }
-    async fn by_api_key(&self, key: &str) -> Result<domain::Caller, ()> {
-        self.resolve(serde_json::json!({ "api_key": key }))
-            .await?
-            .ok_or(())
+    async fn by_api_key(&self, key: &str) -> Result<domain::Caller, KeyRefused> {
+        match self.resolve(serde_json::json!({ "api_key": key })).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(KeyRefused::Invalid),
+            Err(Unavailable) => Err(KeyRefused::Unavailable),
+        }
     }
 }
 
@@ -273,6 +295,53 @@ mod tests {
             route("/internal/identity"),
             None,
             "internal endpoints are never exposed"
+        );
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request as HttpRequest, StatusCode};
+    use tower::ServiceExt;
+
+    /// The registry of people, down (a restarting CRM or database).
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl Authenticator for Down {
+        async fn by_session(&self, _: &str) -> Result<Option<domain::Caller>, Unavailable> {
+            Err(Unavailable)
+        }
+        async fn by_api_key(&self, _: &str) -> Result<domain::Caller, KeyRefused> {
+            Err(KeyRefused::Unavailable)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_registry_is_a_503_to_retry_never_an_invalid_key() {
+        let app = wrap(
+            Router::new().route("/x", axum::routing::get(|| async { "ok" })),
+            Arc::new(Down),
+            IdentityKey::new(b"k"),
+        );
+        for header in [
+            ("authorization", "Bearer alx_whatever"),
+            ("cookie", "alex_session=abc"),
+        ] {
+            let req = HttpRequest::get("/x")
+                .header(header.0, header.1)
+                .body(Body::empty())
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{header:?}");
+            assert_eq!(resp.headers()["retry-after"], "1");
+        }
+        let anonymous = HttpRequest::get("/x").body(Body::empty()).unwrap();
+        assert_eq!(
+            app.oneshot(anonymous).await.unwrap().status(),
+            StatusCode::OK
         );
     }
 }

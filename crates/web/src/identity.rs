@@ -82,12 +82,26 @@ impl IdentityKey {
     }
 }
 
+/// The registry of people cannot be asked right now (a passing failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+/// Why an API key did not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefused {
+    /// The key names nobody (401).
+    Invalid,
+    /// The registry cannot be asked right now (503: try again).
+    Unavailable,
+}
+
 /// Resolves credentials to a person. The CRM owns the registry and implements it.
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
-    async fn by_session(&self, token: &str) -> Option<Caller>;
+    /// `Ok(None)` when the session names nobody; `Err` when the registry cannot be asked.
+    async fn by_session(&self, token: &str) -> Result<Option<Caller>, Unavailable>;
     /// `Err` when the key is not valid (answered 401 at once).
-    async fn by_api_key(&self, key: &str) -> Result<Caller, ()>;
+    async fn by_api_key(&self, key: &str) -> Result<Caller, KeyRefused>;
 }
 
 /// An authenticated caller; 401 JSON otherwise.
