@@ -6,8 +6,8 @@ pub mod db;
 pub mod inbox;
 pub mod objects;
 pub mod outbox;
-pub mod views;
 pub mod rabbit;
+pub mod views;
 
 pub use bus::{Bus, DeliveryError, Handler, QueueSpec};
 pub use db::{Backend, Db, Migration};
