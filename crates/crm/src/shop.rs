@@ -9,24 +9,14 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Deserialize;
-use web::assets::{Frame, safe_next, urlencode};
+use web::assets::{Frame, login_redirect, path_of, render, safe_next};
 use web::identity::SESSION_COOKIE;
 use web::{Lang, MaybeCaller, Texts};
-
-fn render<T: Template>(status: StatusCode, page: T) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "message.html")]
@@ -47,17 +37,6 @@ fn message(status: StatusCode, frame: Frame, title: &str, msg: &str) -> Response
             frame,
         },
     )
-}
-
-fn path_of(uri: &OriginalUri) -> String {
-    uri.0
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into())
-}
-
-fn login_redirect(uri: &OriginalUri) -> Response {
-    Redirect::to(&format!("/login?next={}", urlencode(&path_of(uri)))).into_response()
 }
 
 /// Where a person lands after logging in.

@@ -10,32 +10,11 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Multipart, OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Deserialize;
-use web::assets::{Frame, urlencode};
+use web::assets::{Frame, login_redirect, path_of, render};
 use web::{ApiError, Lang, MaybeCaller, Texts};
-
-fn render<T: Template>(status: StatusCode, page: T) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
-}
-
-fn path_of(uri: &OriginalUri) -> String {
-    uri.0
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into())
-}
-
-fn login_redirect(uri: &OriginalUri) -> Response {
-    Redirect::to(&format!("/login?next={}", urlencode(&path_of(uri)))).into_response()
-}
 
 #[derive(Template)]
 #[template(path = "message.html")]
