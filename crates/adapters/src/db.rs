@@ -4,7 +4,9 @@
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +35,89 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
-/// A service's database.
+/// A service's database: the primary, and optionally a read replica for
+/// read-only queries.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    replica: Option<Arc<Replica>>,
+}
+
+/// A streaming replica of a PostgreSQL primary, with read-your-writes: after a
+/// caller writes, [`Db::wrote`] notes the primary's WAL position (LSN) for that
+/// caller; [`Db::reader`] sends the caller's reads to the replica only once the
+/// replica has replayed past that position, and to the primary until then (the
+/// technique GitLab's database load balancer uses). Callers who have not
+/// written recently read from the replica.
+#[derive(Debug)]
+struct Replica {
+    pool: AnyPool,
+    /// Caller key → (primary LSN after the caller's last write, when noted).
+    marks: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+/// A mark older than this is dropped: a replica that lags by more is broken,
+/// and its readers are better served by the primary's health checks than by
+/// unbounded bookkeeping.
+const MARK_TTL: Duration = Duration::from_secs(300);
+
+/// Which pool served a read (for tests and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    Primary,
+    Replica,
+}
+
+/// Parses PostgreSQL's `pg_lsn` text form (`16/B374D848`) to a number.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
 
 impl Db {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str, migrations: &[Migration]) -> anyhow::Result<Db> {
+        Db::connect_with_replica(url, None, migrations).await
+    }
+
+    /// Like [`Db::connect`], with an optional read replica (PostgreSQL only:
+    /// a streaming standby of `url`'s server). Migrations run on the primary.
+    pub async fn connect_with_replica(
+        url: &str,
+        replica_url: Option<&str>,
+        migrations: &[Migration],
+    ) -> anyhow::Result<Db> {
+        let mut db = Db::open(url).await?;
+        db.migrate(migrations).await?;
+        if let Some(replica_url) = replica_url.filter(|u| !u.is_empty()) {
+            anyhow::ensure!(
+                db.backend == Backend::Postgres && Backend::from_url(replica_url)? == Backend::Postgres,
+                "a read replica needs PostgreSQL for both the primary and the replica \
+                 (got {} and {})",
+                redact(url),
+                redact(replica_url)
+            );
+            let replica = Db::open(replica_url).await?;
+            let row = sqlx::query("SELECT CAST(pg_is_in_recovery() AS INT) AS standby")
+                .fetch_one(&replica.pool)
+                .await
+                .with_context(|| format!("asking {} whether it is a standby", redact(replica_url)))?;
+            if row.try_get::<i32, _>("standby")? != 1 {
+                tracing::warn!(
+                    replica = %redact(replica_url),
+                    "the configured read replica is not a standby server; reads will go to it anyway"
+                );
+            }
+            db.replica = Some(Arc::new(Replica {
+                pool: replica.pool,
+                marks: Mutex::new(HashMap::new()),
+            }));
+        }
+        Ok(db)
+    }
+
+    async fn open(url: &str) -> anyhow::Result<Db> {
         install_default_drivers();
         let backend = Backend::from_url(url)?;
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
@@ -63,9 +138,79 @@ impl Db {
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;
-        let db = Db { pool, backend };
-        db.migrate(migrations).await?;
-        Ok(db)
+        Ok(Db {
+            pool,
+            backend,
+            replica: None,
+        })
+    }
+
+    /// Whether a read replica is configured.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// Notes that `key` (a user, a tenant) has just committed a write, so that
+    /// its next reads see it. Call after the commit. Costs one query on the
+    /// primary when a replica is configured, nothing otherwise.
+    pub async fn wrote(&self, key: &str) {
+        let Some(replica) = &self.replica else { return };
+        match sqlx::query("SELECT CAST(pg_current_wal_lsn() AS TEXT) AS lsn")
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(row) => {
+                let lsn = row.try_get::<String, _>("lsn").ok().and_then(|t| parse_lsn(&t));
+                let mut marks = replica.marks.lock().expect("marks");
+                marks.retain(|_, (_, at)| at.elapsed() < MARK_TTL);
+                // No LSN (cannot happen on a primary): pin the caller to the
+                // primary for the mark's lifetime.
+                marks.insert(key.to_string(), (lsn.unwrap_or(u64::MAX), Instant::now()));
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the primary's WAL position"),
+        }
+    }
+
+    /// The pool for `key`'s read-only queries: the replica once it has caught
+    /// up with `key`'s last write, else the primary.
+    pub async fn reader(&self, key: &str) -> &AnyPool {
+        self.reader_with_source(key).await.0
+    }
+
+    /// [`Db::reader`], also saying which pool it chose.
+    pub async fn reader_with_source(&self, key: &str) -> (&AnyPool, ReadFrom) {
+        let Some(replica) = &self.replica else {
+            return (&self.pool, ReadFrom::Primary);
+        };
+        let mark = {
+            let marks = replica.marks.lock().expect("marks");
+            marks
+                .get(key)
+                .filter(|(_, at)| at.elapsed() < MARK_TTL)
+                .map(|(lsn, _)| *lsn)
+        };
+        let Some(mark) = mark else {
+            return (&replica.pool, ReadFrom::Replica);
+        };
+        let replayed = sqlx::query("SELECT CAST(pg_last_wal_replay_lsn() AS TEXT) AS lsn")
+            .fetch_one(&replica.pool)
+            .await
+            .ok()
+            .and_then(|row| row.try_get::<Option<String>, _>("lsn").ok().flatten())
+            .and_then(|t| parse_lsn(&t));
+        match replayed {
+            Some(lsn) if lsn >= mark => {
+                replica.marks.lock().expect("marks").remove(key);
+                (&replica.pool, ReadFrom::Replica)
+            }
+            _ => (&self.pool, ReadFrom::Primary),
+        }
+    }
+
+    /// The replica's pool for reads that need no freshness (reports), or the
+    /// primary when none is configured.
+    pub fn any_reader(&self) -> &AnyPool {
+        self.replica.as_ref().map_or(&self.pool, |r| &r.pool)
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -134,11 +279,20 @@ impl Db {
             .try_get::<i32, _>("one")
             .or_else(|_| row.try_get::<i64, _>("one").map(|v| v as i32))?;
         anyhow::ensure!(one == 1, "unexpected answer");
+        if let Some(r) = &self.replica {
+            sqlx::query("SELECT 1 AS one")
+                .fetch_one(&r.pool)
+                .await
+                .context("read replica")?;
+        }
         Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(r) = &self.replica {
+            r.pool.close().await;
+        }
     }
 }
 
@@ -163,6 +317,15 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_lsns() {
+        assert_eq!(super::parse_lsn("0/0"), Some(0));
+        assert_eq!(super::parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
+        assert!(super::parse_lsn("16/B374D849") > super::parse_lsn("16/B374D848"));
+        assert!(super::parse_lsn("17/0") > super::parse_lsn("16/FFFFFFFF"));
+        assert_eq!(super::parse_lsn("nonsense"), None);
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(

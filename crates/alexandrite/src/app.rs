@@ -132,6 +132,7 @@ pub async fn admin_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
 fn crm_config(config: &Config) -> CrmConfig {
     CrmConfig {
         database_url: config.crm_database_url(),
+        database_replica_url: config.crm.database_replica_url.clone(),
         cookie_secure: config.cookie_secure,
     }
 }
@@ -139,6 +140,7 @@ fn crm_config(config: &Config) -> CrmConfig {
 fn mes_config(config: &Config) -> MesConfig {
     MesConfig {
         database_url: config.mes_database_url(),
+        database_replica_url: config.mes.database_replica_url.clone(),
         objects_url: config.objects_url(),
         s3: config.s3_options(),
         upload_url_expiry: config.upload_url_expiry(),

@@ -30,6 +30,7 @@ pub fn migrations() -> &'static [adapters::Migration] {
 #[derive(Debug, Clone)]
 pub struct CrmConfig {
     pub database_url: String,
+    pub database_replica_url: Option<String>,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub cookie_secure: bool,
 }
@@ -64,7 +65,12 @@ impl Crm {
         bus: Arc<dyn Bus>,
         key: IdentityKey,
     ) -> anyhow::Result<Crm> {
-        let db = Db::connect(&config.database_url, migrations::MIGRATIONS).await?;
+        let db = Db::connect_with_replica(
+            &config.database_url,
+            config.database_replica_url.as_deref(),
+            migrations::MIGRATIONS,
+        )
+        .await?;
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "crm");
         let state = CrmState {

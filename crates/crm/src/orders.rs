@@ -112,6 +112,11 @@ fn scope(caller: &Caller) -> Option<String> {
     }
 }
 
+/// Whose writes a read must see (see [`adapters::Db::reader`]): the caller's own.
+fn reader_key(caller: &Caller) -> String {
+    format!("user:{}", caller.user_id)
+}
+
 /// A page of orders, newest first.
 #[derive(Debug, Serialize)]
 pub struct Page {
@@ -136,16 +141,17 @@ impl Orders {
 
     /// One order, if the caller may see it (otherwise None, as if it did not exist).
     pub async fn get(&self, caller: &Caller, id: OrderId) -> anyhow::Result<Option<Order>> {
+        let pool = self.db.reader(&reader_key(caller)).await;
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(self.db.pool())
+            .fetch_optional(pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut order = order_from_row(&row)?;
         if scope(caller).is_some_and(|t| t != order.tenant) {
             return Ok(None);
         }
-        order.history = Some(timeline::history(&self.db, id).await?);
+        order.history = Some(timeline::history(pool, id).await?);
         Ok(Some(order))
     }
 
@@ -194,7 +200,8 @@ impl Orders {
         if let Some((ms, id)) = cursor {
             q = q.bind(ms).bind(ms).bind(id);
         }
-        let rows = q.bind(limit + 1).fetch_all(self.db.pool()).await?;
+        let pool = self.db.reader(&reader_key(caller)).await;
+        let rows = q.bind(limit + 1).fetch_all(pool).await?;
         let mut orders = rows
             .iter()
             .map(order_from_row)
@@ -289,6 +296,7 @@ impl Orders {
         .await?;
         outbox::enqueue(&mut tx, &env).await?;
         tx.commit().await?;
+        self.db.wrote(&reader_key(caller)).await;
         self.relay.kick();
         tracing::info!(order_id = %id, status = %to, "customer decision recorded");
         Ok(())

@@ -1,6 +1,5 @@
 //! The order's journey as the CRM keeps it: every status with its time and actor.
 
-use adapters::Db;
 use domain::events::Actor;
 use domain::{OrderId, OrderStatus};
 use serde::Serialize;
@@ -45,12 +44,12 @@ pub async fn record(
 }
 
 /// The whole journey, oldest first.
-pub async fn history(db: &Db, id: OrderId) -> anyhow::Result<Vec<HistoryEntry>> {
+pub async fn history(pool: &sqlx::AnyPool, id: OrderId) -> anyhow::Result<Vec<HistoryEntry>> {
     let rows = sqlx::query(
         "SELECT status, at_ms, actor_kind, actor_name, actor_id, note FROM order_history WHERE order_id = $1 ORDER BY seq",
     )
     .bind(id.to_string())
-    .fetch_all(db.pool())
+    .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|r| {

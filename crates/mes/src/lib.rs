@@ -31,6 +31,7 @@ pub fn migrations() -> &'static [adapters::Migration] {
 #[derive(Debug, Clone)]
 pub struct MesConfig {
     pub database_url: String,
+    pub database_replica_url: Option<String>,
     pub objects_url: String,
     /// S3 settings over the `AWS_*` variables (used when `objects_url` is `s3://…`).
     pub s3: adapters::objects::S3Options,
@@ -77,7 +78,12 @@ impl Mes {
         bus: Arc<dyn Bus>,
         key: IdentityKey,
     ) -> anyhow::Result<Mes> {
-        let db = Db::connect(&config.database_url, migrations::MIGRATIONS).await?;
+        let db = Db::connect_with_replica(
+            &config.database_url,
+            config.database_replica_url.as_deref(),
+            migrations::MIGRATIONS,
+        )
+        .await?;
         let objects = adapters::objects::open_with(&config.objects_url, &config.s3)?;
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "mes");
