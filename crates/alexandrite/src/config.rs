@@ -31,6 +31,8 @@ pub struct Config {
     pub pricing: PricingSection,
     pub limits: LimitsSection,
     pub reconcile: ReconcileSection,
+    /// How long an order may stay in each status (`sla.confirmed_seconds`, …).
+    pub sla: domain::sla::SlaPolicy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +76,9 @@ impl Default for GatewaySection {
 pub struct CrmSection {
     /// Default: sqlite file `crm.sqlite` in the data dir.
     pub database_url: Option<String>,
+    /// A PostgreSQL streaming replica of `database_url` for read-only queries
+    /// (customers' order lists and pages), with read-your-writes. Default: none.
+    pub database_replica_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -81,6 +86,9 @@ pub struct CrmSection {
 pub struct MesSection {
     /// Default: sqlite file `mes.sqlite` in the data dir.
     pub database_url: Option<String>,
+    /// A PostgreSQL streaming replica of `database_url` for read-only queries
+    /// (the operators' queue), with read-your-writes. Default: none.
+    pub database_replica_url: Option<String>,
     /// Default: the directory `objects` in the data dir; `s3://bucket[/prefix]` for S3.
     pub objects_url: Option<String>,
     /// S3 endpoint (default `AWS_ENDPOINT_URL`, else AWS itself).
@@ -136,6 +144,7 @@ impl Default for Config {
             pricing: PricingSection::default(),
             limits: LimitsSection::default(),
             reconcile: ReconcileSection::default(),
+            sla: domain::sla::SlaPolicy::default(),
         }
     }
 }

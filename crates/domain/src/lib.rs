@@ -6,6 +6,7 @@ pub mod money;
 pub mod price;
 pub mod reconcile;
 pub mod role;
+pub mod sla;
 pub mod status;
 
 pub use ids::{EventId, OrderId};
