@@ -186,6 +186,7 @@ const TOP_LEVEL: &[&str] = &[
     "pricing",
     "limits",
     "reconcile",
+    "sla",
 ];
 
 impl Config {
