@@ -41,8 +41,13 @@ pub(crate) async fn get_fresh(
         if let Some(o) = state.orders.get(caller, id).await? {
             return Ok(Some(o));
         }
-        if !fresh || tokio::time::Instant::now() >= deadline || state.orders.exists(id).await? {
+        if !fresh || tokio::time::Instant::now() >= deadline {
             return Ok(None);
+        }
+        if state.orders.exists(caller, id).await? {
+            // There now: either another tenant's (still None) or it arrived
+            // between the two reads (found this time).
+            return state.orders.get(caller, id).await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

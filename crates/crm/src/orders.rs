@@ -155,11 +155,12 @@ impl Orders {
         Ok(Some(order))
     }
 
-    /// Whether the CRM knows the order at all (whoever owns it).
-    pub async fn exists(&self, id: OrderId) -> anyhow::Result<bool> {
+    /// Whether the CRM knows the order at all (whoever owns it), read where
+    /// `caller`'s reads go (so a replica that lags says "not yet", not "not yours").
+    pub async fn exists(&self, caller: &Caller, id: OrderId) -> anyhow::Result<bool> {
         let row = sqlx::query("SELECT 1 AS one FROM orders WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(self.db.pool())
+            .fetch_optional(self.db.reader(&reader_key(caller)).await)
             .await?;
         Ok(row.is_some())
     }
