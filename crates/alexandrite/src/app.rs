@@ -144,6 +144,7 @@ fn mes_config(config: &Config) -> MesConfig {
         objects_url: config.objects_url(),
         s3: config.s3_options(),
         upload_url_expiry: config.upload_url_expiry(),
+        multipart_part_bytes: config.multipart_part_bytes(),
         limits: Limits {
             max_upload_bytes: config.limits.max_upload_bytes,
         },

@@ -104,6 +104,9 @@ pub struct MesSection {
     pub s3_allow_http: Option<bool>,
     /// Lifetime of a presigned direct-upload URL, seconds (default 900).
     pub upload_url_expiry_secs: Option<u64>,
+    /// Direct uploads larger than this many bytes are handed out as presigned
+    /// multipart parts of this size (S3's minimum part is 5 MiB). Default 16 MiB.
+    pub multipart_part_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -215,8 +218,15 @@ impl Config {
             })
             .split("__");
         fig = fig.merge(env);
-        fig.extract()
-            .map_err(|e| anyhow::anyhow!("configuration: {e}"))
+        let config: Config = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        anyhow::ensure!(
+            config.multipart_part_bytes() >= 5 << 20,
+            "configuration: mes.multipart_part_bytes is {}, but S3 parts are at least 5 MiB (5242880)",
+            config.multipart_part_bytes()
+        );
+        Ok(config)
     }
 
     pub fn crm_database_url(&self) -> String {
@@ -251,6 +261,10 @@ impl Config {
             allow_http: self.mes.s3_allow_http,
         }
     }
+    pub fn multipart_part_bytes(&self) -> u64 {
+        self.mes.multipart_part_bytes.unwrap_or(16 << 20)
+    }
+
     pub fn upload_url_expiry(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.mes.upload_url_expiry_secs.unwrap_or(900))
     }

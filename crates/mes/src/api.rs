@@ -106,6 +106,12 @@ pub fn intake_error(e: IntakeError) -> ApiError {
             message: msg,
             details: Some(json!({ "order_id": order })),
         },
+        IntakeError::UploadIncomplete { .. } => {
+            ApiError::unprocessable("upload_incomplete", "upload_id", msg)
+        }
+        IntakeError::PartEtagMissing { .. } => {
+            ApiError::unprocessable("part_etag_missing", "parts", msg)
+        }
         IntakeError::NothingUploaded(_) => {
             ApiError::unprocessable("nothing_uploaded", "upload_id", msg)
         }
@@ -124,6 +130,18 @@ pub struct NamedUpload {
     pub upload_id: String,
     #[serde(default)]
     pub material: String,
+    /// For an upload in parts: the ETag each part's PUT answered. Needed only
+    /// where the store does not list them itself.
+    #[serde(default)]
+    pub parts: Vec<PartEtag>,
+}
+
+/// A part of a multipart direct upload and the ETag its PUT answered.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartEtag {
+    pub part_number: u16,
+    pub etag: String,
 }
 
 /// `POST /api/v1/models`: 202 with the new order's id; pricing follows. The model
@@ -158,6 +176,11 @@ pub async fn upload_model(
             })?;
         let source = Source::Direct {
             upload_id: body.upload_id,
+            etags: body
+                .parts
+                .into_iter()
+                .map(|p| (p.part_number, p.etag))
+                .collect(),
         };
         (source, body.material.chars().take(64).collect())
     } else {
@@ -175,7 +198,10 @@ pub async fn upload_model(
         let source = match (raw.file, raw.upload_id) {
             (Some(_), Some(_)) => return Err(intake_error(IntakeError::FileAndUpload)),
             (Some((file_name, bytes)), None) => Source::Bytes { file_name, bytes },
-            (None, Some(upload_id)) => Source::Direct { upload_id },
+            (None, Some(upload_id)) => Source::Direct {
+                upload_id,
+                etags: Default::default(),
+            },
             (None, None) => return Err(intake_error(IntakeError::MissingFile)),
         };
         (source, raw.material)

@@ -3,6 +3,7 @@
 
 use crate::orders;
 use crate::{MesState, materials};
+use adapters::objects::Completion;
 use adapters::outbox;
 use bytes::Bytes;
 use domain::events::{Actor, Envelope, ModelReceived, PricingRequested};
@@ -17,7 +18,11 @@ pub enum Source {
     /// Sent in the request: MES stores them under a generated key.
     Bytes { file_name: String, bytes: Bytes },
     /// Already written to object storage through a presigned URL (`POST /api/v1/uploads`).
-    Direct { upload_id: String },
+    Direct {
+        upload_id: String,
+        /// Part number → the ETag the client's PUT of it answered (parts only).
+        etags: std::collections::HashMap<u16, String>,
+    },
 }
 
 /// A model as it arrived.
@@ -54,6 +59,13 @@ pub enum IntakeError {
     UploadExpired { id: String, at: String },
     #[error("upload '{id}' was already used by order {order}")]
     UploadUsed { id: String, order: String },
+    #[error("upload '{id}' is incomplete ({detail}); PUT the missing parts to their URLs")]
+    UploadIncomplete { id: String, detail: String },
+    #[error(
+        "the store does not list the ETag of part {part} of upload '{id}': send \
+         \"parts\": [{{\"part_number\": N, \"etag\": \"…\"}}] with what each part's PUT answered"
+    )]
+    PartEtagMissing { id: String, part: u16 },
     #[error("nothing was uploaded for upload '{0}': PUT the file to its URL first")]
     NothingUploaded(String),
     #[error("upload '{id}' is {actual} bytes, {declared} were declared")]
@@ -202,7 +214,7 @@ pub async fn accept(
             };
             (stored, request_sha)
         }
-        Source::Direct { upload_id } => {
+        Source::Direct { upload_id, etags } => {
             // The same upload named again with the same key is a retry: same order.
             let request_sha = hex::encode(Sha256::digest(format!(
                 "upload:{upload_id}:{}",
@@ -213,7 +225,10 @@ pub async fn accept(
                     return Ok(done);
                 }
             }
-            (direct(state, caller, &upload_id).await?, request_sha)
+            (
+                direct(state, caller, &upload_id, &etags).await?,
+                request_sha,
+            )
         }
     };
     create_order(
@@ -231,7 +246,12 @@ pub async fn accept(
 
 /// Checks a direct upload (the caller's, unused, unexpired, present, of the declared
 /// size, a model by content) and reads it.
-async fn direct(state: &MesState, caller: &Caller, id: &str) -> Result<Stored, IntakeError> {
+async fn direct(
+    state: &MesState,
+    caller: &Caller,
+    id: &str,
+    etags: &std::collections::HashMap<u16, String>,
+) -> Result<Stored, IntakeError> {
     let id: String = id.chars().take(64).collect();
     let Some(rec) = crate::uploads::find(state, caller, &id).await? else {
         return Err(IntakeError::UnknownUpload(id));
@@ -246,6 +266,27 @@ async fn direct(state: &MesState, caller: &Caller, id: &str) -> Result<Stored, I
         });
     }
     let path = ObjectPath::from(rec.object_key.as_str());
+    if let (Some(upload), Some(part_bytes), Some(presigner)) =
+        (&rec.multipart_id, rec.part_bytes, &state.presigner)
+    {
+        let expected = adapters::objects::part_sizes(rec.size_bytes, part_bytes);
+        match presigner
+            .complete_multipart(&path, upload, &expected, etags)
+            .await
+            .map_err(|e| anyhow::anyhow!("completing upload {id}: {e}"))?
+        {
+            Completion::Completed | Completion::Gone => {}
+            Completion::EtagMissing(part) => {
+                return Err(IntakeError::PartEtagMissing { id, part });
+            }
+            Completion::Incomplete { uploaded, expected } => {
+                return Err(IntakeError::UploadIncomplete {
+                    id,
+                    detail: describe_parts(&uploaded, &expected),
+                });
+            }
+        }
+    }
     let meta = match state.store.head(&path).await {
         Ok(m) => m,
         Err(object_store::Error::NotFound { .. }) => return Err(IntakeError::NothingUploaded(id)),
@@ -283,6 +324,31 @@ async fn direct(state: &MesState, caller: &Caller, id: &str) -> Result<Stored, I
         format,
         upload_id: Some(rec.id),
     })
+}
+
+/// Says which parts of a multipart upload are missing or of the wrong size.
+fn describe_parts(uploaded: &[(u16, u64)], expected: &[(u16, u64)]) -> String {
+    let mut problems = Vec::new();
+    for &(n, size) in expected {
+        match uploaded.iter().find(|(m, _)| *m == n) {
+            None => problems.push(format!("part {n} ({size} bytes) is missing")),
+            Some(&(_, got)) if got != size => {
+                problems.push(format!("part {n} is {got} bytes, {size} were expected"))
+            }
+            Some(_) => {}
+        }
+    }
+    for &(n, _) in uploaded {
+        if !expected.iter().any(|(m, _)| *m == n) {
+            problems.push(format!("part {n} was not handed out"));
+        }
+    }
+    format!(
+        "{} of {} parts uploaded: {}",
+        uploaded.len().min(expected.len()),
+        expected.len(),
+        problems.join("; ")
+    )
 }
 
 /// How the order's transaction ended.

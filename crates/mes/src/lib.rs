@@ -37,6 +37,8 @@ pub struct MesConfig {
     pub s3: adapters::objects::S3Options,
     /// How long a presigned upload URL (and its upload record) stays valid.
     pub upload_url_expiry: std::time::Duration,
+    /// Direct uploads larger than this are handed out as presigned parts of this size.
+    pub multipart_part_bytes: u64,
     pub limits: Limits,
 }
 
@@ -57,6 +59,8 @@ pub struct MesState {
     /// Present when the store can hand out direct-upload URLs (S3).
     pub presigner: Option<adapters::objects::Presigner>,
     pub upload_url_expiry: std::time::Duration,
+    /// Direct uploads larger than this are handed out as presigned parts of this size.
+    pub multipart_part_bytes: u64,
 }
 
 impl FromRef<MesState> for IdentityKey {
@@ -96,6 +100,7 @@ impl Mes {
                 limits: config.limits,
                 presigner: objects.presigner,
                 upload_url_expiry: config.upload_url_expiry,
+                multipart_part_bytes: config.multipart_part_bytes,
             },
             bus,
         })

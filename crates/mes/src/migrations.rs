@@ -114,6 +114,12 @@ CREATE TABLE uploads (
 );
 ";
 
+/// Direct uploads in parts: S3's multipart upload id and the part size handed out.
+const MULTIPART_UPLOADS: &str = "
+ALTER TABLE uploads ADD COLUMN multipart_id TEXT;
+ALTER TABLE uploads ADD COLUMN part_bytes BIGINT;
+";
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
 
@@ -147,5 +153,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "direct uploads",
         sqlite: UPLOADS,
         postgres: UPLOADS,
+    },
+    Migration {
+        version: 6,
+        description: "multipart direct uploads",
+        sqlite: MULTIPART_UPLOADS,
+        postgres: MULTIPART_UPLOADS,
     },
 ];

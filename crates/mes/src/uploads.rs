@@ -25,6 +25,9 @@ pub struct UploadRecord {
     pub file_name: String,
     pub expires_at_ms: i64,
     pub used_by_order: Option<String>,
+    /// S3's multipart upload id, when the upload was handed out in parts.
+    pub multipart_id: Option<String>,
+    pub part_bytes: Option<u64>,
 }
 
 /// Finds an upload of the caller's tenant (another tenant's upload is not found).
@@ -34,7 +37,8 @@ pub async fn find(
     id: &str,
 ) -> anyhow::Result<Option<UploadRecord>> {
     let row = sqlx::query(
-        "SELECT id, object_key, size_bytes, file_name, expires_at_ms, used_by_order FROM uploads \
+        "SELECT id, object_key, size_bytes, file_name, expires_at_ms, used_by_order, multipart_id, part_bytes \
+         FROM uploads \
          WHERE id = $1 AND tenant = $2",
     )
     .bind(id)
@@ -49,6 +53,10 @@ pub async fn find(
         file_name: row.try_get("file_name")?,
         expires_at_ms: row.try_get("expires_at_ms")?,
         used_by_order: row.try_get("used_by_order")?,
+        multipart_id: row.try_get("multipart_id")?,
+        part_bytes: row
+            .try_get::<Option<i64>, _>("part_bytes")?
+            .map(|b| b as u64),
     }))
 }
 
@@ -108,15 +116,35 @@ pub async fn create(
     let object_key = format!("models/{}", uuid::Uuid::new_v4());
     let now = domain::now();
     let expires_at = now + state.upload_url_expiry;
-    let url = presigner
-        .put_url(
-            &ObjectPath::from(object_key.as_str()),
-            state.upload_url_expiry,
+    let key = ObjectPath::from(object_key.as_str());
+    // Large files go in parts (S3 takes one PUT of up to 5 GiB, but a part can
+    // be retried alone and several sent at once); small ones in one PUT.
+    let multipart = body.size_bytes > state.multipart_part_bytes && presigner.multipart_available();
+    let (multipart_id, transfer) = if multipart {
+        let upload = presigner.start_multipart(&key).await?;
+        let parts = adapters::objects::part_sizes(body.size_bytes, state.multipart_part_bytes)
+            .into_iter()
+            .map(|(n, size)| {
+                Ok(json!({
+                    "part_number": n,
+                    "method": "PUT",
+                    "url": presigner.part_url(&key, &upload, n, state.upload_url_expiry)?,
+                    "offset": u64::from(n - 1) * state.multipart_part_bytes,
+                    "size_bytes": size,
+                }))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        (
+            Some(upload),
+            json!({"method": "PUT_PARTS", "part_size_bytes": state.multipart_part_bytes, "parts": parts}),
         )
-        .await?;
-    sqlx::query(
-        "INSERT INTO uploads (id, tenant, owner_id, object_key, size_bytes, file_name, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    } else {
+        let url = presigner.put_url(&key, state.upload_url_expiry).await?;
+        (None, json!({"method": "PUT", "url": url, "headers": {}}))
+    };
+    let recorded = sqlx::query(
+        "INSERT INTO uploads (id, tenant, owner_id, object_key, size_bytes, file_name, created_at_ms, expires_at_ms, \
+         multipart_id, part_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&id)
     .bind(caller.tenant())
@@ -126,20 +154,28 @@ pub async fn create(
     .bind(&file_name)
     .bind(domain::to_ms(now))
     .bind(domain::to_ms(expires_at))
+    .bind(multipart_id.as_deref())
+    .bind(multipart.then_some(state.multipart_part_bytes as i64))
     .execute(state.db.pool())
-    .await?;
-    tracing::info!(upload_id = %id, size = body.size_bytes, "direct upload handed out");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "upload_id": id,
-            "method": "PUT",
-            "url": url,
-            "headers": {},
-            "size_bytes": body.size_bytes,
-            "file_name": file_name,
-            "expires_at": domain::rfc3339(expires_at),
-        })),
-    )
-        .into_response())
+    .await;
+    if let Err(e) = recorded {
+        // Nothing half-made: S3 forgets the upload MES could not record.
+        if let Some(upload) = &multipart_id {
+            if let Err(abort) = presigner.abort_multipart(&key, upload).await {
+                tracing::warn!(error = %abort, upload_id = %id, "could not abort an unrecorded multipart upload");
+            }
+        }
+        return Err(anyhow::Error::from(e).into());
+    }
+    tracing::info!(upload_id = %id, size = body.size_bytes, multipart, "direct upload handed out");
+    let mut answer = json!({
+        "upload_id": id,
+        "size_bytes": body.size_bytes,
+        "file_name": file_name,
+        "expires_at": domain::rfc3339(expires_at),
+    });
+    if let (Some(a), Some(t)) = (answer.as_object_mut(), transfer.as_object()) {
+        a.extend(t.clone());
+    }
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -367,3 +367,166 @@ async fn the_embedded_store_says_direct_uploads_need_s3() {
     assert!(msg.contains("s3://") && msg.contains("multipart"), "{msg}");
     app.stop().await;
 }
+
+/// A closed torus as binary STL: `2·n·m` triangles (50 bytes each), so its
+/// size can be chosen to need several multipart parts.
+fn torus_stl(n: usize, m: usize) -> Vec<u8> {
+    let (big, small) = (20.0f32, 3.0f32);
+    let at = |i: usize, j: usize| {
+        let (u, v) = (
+            (i % n) as f32 / n as f32 * std::f32::consts::TAU,
+            (j % m) as f32 / m as f32 * std::f32::consts::TAU,
+        );
+        let r = big + small * v.cos();
+        [r * u.cos(), r * u.sin(), small * v.sin()]
+    };
+    let mut out = vec![0u8; 80];
+    out.extend_from_slice(&((2 * n * m) as u32).to_le_bytes());
+    for i in 0..n {
+        for j in 0..m {
+            let (a, b, c, d) = (at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1));
+            for tri in [[a, b, c], [a, c, d]] {
+                out.extend_from_slice(&[0u8; 12]);
+                for p in tri {
+                    for x in p {
+                        out.extend_from_slice(&x.to_le_bytes());
+                    }
+                }
+                out.extend_from_slice(&[0u8; 2]);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn large_models_are_uploaded_in_presigned_parts_and_completed_by_mes() {
+    const PART: u64 = 5 << 20;
+    let app = spawn_on_s3(|c| c.mes.multipart_part_bytes = Some(PART)).await;
+    let key = app.b2b_key.clone();
+    let bytes = torus_stl(300, 200); // 120 000 triangles, 6 000 084 bytes
+    assert!(bytes.len() as u64 > PART);
+
+    let (s, up) = ask_upload(&app, &key, bytes.len(), "torus.stl").await;
+    assert_eq!(s, StatusCode::CREATED, "{up}");
+    assert_eq!(up["method"], "PUT_PARTS", "{up}");
+    assert_eq!(up["part_size_bytes"], PART);
+    let parts = up["parts"].as_array().unwrap().clone();
+    assert_eq!(parts.len(), 2, "{up}");
+    assert_eq!(parts[0]["size_bytes"], PART);
+    assert_eq!(parts[1]["offset"], PART);
+    assert_eq!(parts[1]["size_bytes"], bytes.len() as u64 - PART);
+    let upload_id = up["upload_id"].as_str().unwrap().to_string();
+    let slice = |p: &Value| {
+        let (o, n) = (
+            p["offset"].as_u64().unwrap() as usize,
+            p["size_bytes"].as_u64().unwrap() as usize,
+        );
+        bytes[o..o + n].to_vec()
+    };
+    let url = |p: &Value| p["url"].as_str().unwrap().to_string();
+
+    // A part URL is signed for its own part number: another one is refused by S3.
+    let forged = url(&parts[0]).replace("partNumber=1", "partNumber=3");
+    assert_ne!(forged, url(&parts[0]));
+    // (A short body: S3 refuses before reading it, and a long one would meet a closed socket.)
+    assert_eq!(
+        put(&forged, b"solid x".to_vec()).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Only the first part: MES names what is missing and makes no order.
+    assert_eq!(put(&url(&parts[0]), slice(&parts[0])).await, StatusCode::OK);
+    let (s, e, _) = name_upload(&app, &key, &upload_id, None).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "upload_incomplete"),
+        "{e}"
+    );
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("1 of 2 parts") && msg.contains("part 2"),
+        "{msg}"
+    );
+    // The second part cut short: its size is named.
+    assert_eq!(
+        put(&url(&parts[1]), b"solid".to_vec()).await,
+        StatusCode::OK
+    );
+    let (s, e, _) = name_upload(&app, &key, &upload_id, None).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "upload_incomplete"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("part 2 is 5 bytes"),
+        "{e}"
+    );
+    assert_eq!(order_count(&app, &key).await, 0);
+
+    // Both parts right (a part may be sent again): MES joins them and prices the model.
+    let mut etags = vec![];
+    for p in &parts {
+        let r = reqwest::Client::new()
+            .put(url(p))
+            .body(slice(p))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        etags.push(json!({"part_number": p["part_number"], "etag": etag}));
+    }
+    // s3s-fs leaves the ETags out of its list of parts (AWS lists them), so
+    // here the client must name them, as it would for any S3 client library.
+    let (s, e, _) = name_upload(&app, &key, &upload_id, None).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "part_etag_missing"),
+        "{e}"
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/models"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "torus-1")
+        .json(&json!({ "upload_id": upload_id, "material": "AU585Y", "parts": etags }))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let id = body["order_id"].as_str().unwrap().to_string();
+    let priced = app.wait_status(&key, &id, "AWAITING_CONFIRMATION").await;
+    assert_eq!(priced["geometry"]["triangles"], 120_000, "{priced}");
+    // The joined object is the file, byte for byte.
+    let stored: Vec<_> = futures::TryStreamExt::try_collect(app.store().list(None))
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().any(|o| o.size == bytes.len() as u64),
+        "no object of the file's size among {stored:?}"
+    );
+    // A retry after the join (S3 has forgotten the multipart upload) is the same order.
+    let (s, again, replayed) = name_upload(&app, &key, &upload_id, Some("torus-1")).await;
+    assert_eq!(
+        (s, again["order_id"].as_str()),
+        (StatusCode::ACCEPTED, Some(id.as_str()))
+    );
+    assert!(replayed);
+
+    // Small files still get one PUT.
+    let (s, small) = ask_upload(&app, &key, 1000, "small.stl").await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(small["method"], "PUT");
+    assert!(
+        small["url"].is_string() && small.get("parts").is_none(),
+        "{small}"
+    );
+    app.stop().await;
+}
