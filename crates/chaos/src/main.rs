@@ -61,6 +61,9 @@ struct Args {
         default_value = "amqp://guest:guest@127.0.0.1:5672"
     )]
     amqp: String,
+    /// Port of the run's own Redis (the cache), started and restarted by the run.
+    #[arg(long, default_value_t = 6390)]
+    redis_port: u16,
     /// Seconds to wait for every order to finish after the workload.
     #[arg(long, default_value_t = 240)]
     drain_seconds: u64,
@@ -73,6 +76,53 @@ const ROLES: &[(&str, &str)] = &[
     ("pricing-2", "pricing"),
     ("gateway", "gateway"),
 ];
+
+/// The run's own Redis server (no persistence: a restart empties the cache,
+/// which the platform must survive).
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn pidfile(&self) -> PathBuf {
+        self.dir.join("redis.pid")
+    }
+
+    fn start(&self) -> anyhow::Result<()> {
+        sh(&format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             --daemonize yes --pidfile {pid} --logfile {log} --dir {dir}",
+            port = self.port,
+            pid = self.pidfile().display(),
+            log = self.dir.join("redis.log").display(),
+            dir = self.dir.display(),
+        ))?;
+        for _ in 0..100 {
+            if sh(&format!(
+                "redis-cli -p {} ping 2>/dev/null | grep -q PONG",
+                self.port
+            ))
+            .is_ok()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("redis-server did not answer on 127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL: nothing is flushed) and waits until it is gone.
+    fn kill(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.pidfile()) {
+            let pid = pid.trim();
+            let _ = sh(&format!(
+                "kill -9 {pid} 2>/dev/null; while kill -0 {pid} 2>/dev/null; do sleep 0.05; done"
+            ));
+            let _ = std::fs::remove_file(self.pidfile());
+        }
+    }
+}
 
 /// The deployment: one child process per role, restartable.
 struct Deployment {
@@ -164,6 +214,7 @@ enum Fault {
     KillCrm,
     RestartRabbit,
     RestartPostgres,
+    RestartRedis,
     Poison,
 }
 
@@ -451,6 +502,13 @@ async fn main() -> anyhow::Result<()> {
         "rabbitmqctl add_vhost {vhost} >/dev/null && rabbitmqctl set_permissions -p {vhost} guest '.*' '.*' '.*' >/dev/null"
     ))?;
 
+    // The cache: a Redis of the run's own, so restarting it disturbs nobody else.
+    let redis = Arc::new(Redis {
+        port: args.redis_port,
+        dir: dir.clone(),
+    });
+    redis.start()?;
+
     let ports: HashMap<&'static str, u16> = ROLES.iter().map(|(n, _)| (*n, free_port())).collect();
     let mut secret = [0u8; 16];
     rng.fill(&mut secret);
@@ -481,6 +539,10 @@ async fn main() -> anyhow::Result<()> {
             format!("http://127.0.0.1:{}", ports["mes"]),
         ),
         ("ALEXANDRITE_RECONCILE__GRACE_SECONDS".into(), "0".into()),
+        (
+            "ALEXANDRITE_CACHE__URL".into(),
+            format!("redis://127.0.0.1:{}/0", args.redis_port),
+        ),
         ("RUST_LOG".into(), "info,sqlx=warn,lapin=warn".into()),
     ];
     let dep = Arc::new(Deployment {
@@ -557,6 +619,7 @@ async fn main() -> anyhow::Result<()> {
         Fault::KillCrm,
         Fault::RestartRabbit,
         Fault::RestartPostgres,
+        Fault::RestartRedis,
         Fault::Poison,
     ];
     let mut schedule: Vec<Fault> = kinds
@@ -571,6 +634,7 @@ async fn main() -> anyhow::Result<()> {
     let poison_ids = Arc::new(Mutex::new(Vec::<String>::new()));
     let workload_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let injector = {
+        let redis = redis.clone();
         let (dep, poison_ids, done, amqp, pgv) = (
             dep.clone(),
             poison_ids.clone(),
@@ -603,6 +667,11 @@ async fn main() -> anyhow::Result<()> {
                         }
                         Fault::RestartRabbit => sh("rabbitmqctl stop_app >/dev/null && sleep 1 && rabbitmqctl start_app >/dev/null"),
                         Fault::RestartPostgres => sh(&format!("pg_ctlcluster --skip-systemctl-redirect {pgv} main restart -m immediate")),
+                        Fault::RestartRedis => {
+                            redis.kill();
+                            tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
+                            redis.start()
+                        }
                         Fault::Poison => {
                             let bus = adapters::bus::open(&amqp).await?;
                             let mut env = domain::events::Envelope::new(
@@ -790,6 +859,7 @@ async fn main() -> anyhow::Result<()> {
         && missing_kinds == 0;
     drop(tally);
     drop(dep);
+    redis.kill();
     if ok {
         let mut pg = admin_pg(&args.postgres).await?;
         for db in [&crm_db, &mes_db] {
