@@ -19,7 +19,7 @@
 //! simply cut every non-manifold edge.
 
 use crate::mesh::Mesh;
-use crate::{Analysis, Format, Shell, ShellKind, Warning};
+use crate::{Analysis, Format, MetalRule, Shell, ShellKind, Warning};
 
 /// At most this many shells are listed in [`Analysis::shell_details`]
 /// (largest first); the `shells` count is always complete.
@@ -31,6 +31,11 @@ const CONTAINMENT_BUDGET: u64 = 10_000_000;
 const STONE_MAX_TRIANGLES: usize = 5_000;
 /// A stone has at least this many distinct facet planes.
 const MIN_STONE_FACETS: usize = 8;
+/// A stone has at most this fraction of the metal body's volume.
+const STONE_MAX_FRACTION: f64 = 0.25;
+/// A stone's isoperimetric quotient 36πV²/A³ is at least this (the X1 ring's
+/// brilliants 0.61, the flat charms of the franout bracelet at most 0.41).
+const STONE_MIN_COMPACTNESS: f64 = 0.45;
 
 #[inline]
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
@@ -368,6 +373,8 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let inverted_shells = count(ShellKind::Inverted);
     let nested = count(ShellKind::Nested);
     let open_shells = count(ShellKind::Open);
+    // Overlapping stone shells (a gem and its parts) are one stone: its
+    // volume is the outer shell's.
     let stone_volume: f64 = shells
         .iter()
         .filter(|s| s.kind == ShellKind::Stone)
@@ -376,11 +383,18 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let metal_volume: f64 = shells
         .iter()
         .map(|s| match s.kind {
-            ShellKind::Stone => 0.0,
+            ShellKind::Stone | ShellKind::StonePart => 0.0,
             ShellKind::Inverted => s.volume_mm3.abs(),
             _ => s.volume_mm3,
         })
         .sum();
+    let metal_rule = if stones > 0 {
+        MetalRule::StonesExcluded
+    } else if ns == 1 {
+        MetalRule::SingleShell
+    } else {
+        MetalRule::AllShells
+    };
     let inverted = volume < 0.0;
 
     let mut warnings = Vec::new();
@@ -451,6 +465,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         stones,
         metal_volume_mm3: metal_volume,
         stone_volume_mm3: stone_volume,
+        metal_rule,
         shell_details: shells,
         warnings,
     }
@@ -572,15 +587,8 @@ fn winding_number(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], q: [f64; 3])
 /// * closed, negative volume, inside a positive shell: `Void` (a hollow);
 /// * closed, negative volume, inside nothing: `Inverted` (inside-out);
 /// * closed, positive, inside another positive shell: `Nested`;
-/// * closed, positive, otherwise: `Solid`, or `Stone` by the rule below.
-///
-/// Stone rule: in a model of several shells, a closed, outward-facing,
-/// genus-0 shell that is convex (every vertex lies behind every face plane,
-/// within 1e-4 of the shell's size), has at least 8 distinct facet planes,
-/// and has at most a quarter of the volume of the largest solid.
-/// Cut gemstones are convex polyhedra set as separate shells; metal parts of a
-/// ring have a finger hole (genus ≥ 1) or concave details, and the largest
-/// solid is taken to be the metal body.
+/// * closed, positive, otherwise: `Solid`;
+/// * then `Stone` / `StonePart` by the stone rule ([`find_stones`]).
 fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Vec<ShellKind> {
     let ns = acc.len();
     let mut kinds: Vec<ShellKind> = acc
@@ -618,7 +626,7 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
         }
     }
     drop(fill);
-    let shell_faces = |s: usize| &faces[off[s] as usize..off[s + 1] as usize];
+    let shell_faces = |s: usize| -> &[u32] { &faces[off[s] as usize..off[s + 1] as usize] };
 
     // Containment: the smallest closed shell whose box holds this shell's box
     // and whose winding number at a point of this shell is non-zero.
@@ -666,50 +674,183 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
         }
     }
 
-    // Stones.
-    let largest = (0..ns)
-        .filter(|&s| kinds[s] == ShellKind::Solid)
-        .max_by(|&a, &b| acc[a].volume.total_cmp(&acc[b].volume));
-    for s in 0..ns {
-        if kinds[s] != ShellKind::Solid || Some(s) == largest {
-            continue;
-        }
-        let a = &acc[s];
-        let chi = a.vertices as i64 - a.edges as i64 + a.triangles as i64;
-        if chi != 2 || a.triangles as usize > STONE_MAX_TRIANGLES {
-            continue;
-        }
-        let big = largest.map_or(0.0, |l| acc[l].volume);
-        if a.volume <= 0.25 * big && is_convex(p, tris, shell_faces(s), a) {
-            kinds[s] = ShellKind::Stone;
-        }
-    }
+    find_stones(p, tris, &shell_faces, acc, &parent, &mut kinds);
     kinds
 }
 
-fn is_convex(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], a: &Acc) -> bool {
-    let mut verts: Vec<u32> = faces.iter().flat_map(|&f| tris[f as usize]).collect();
-    verts.sort_unstable();
-    verts.dedup();
-    let tol = 1e-4 * norm(sub(a.max, a.min));
-    // Distinct facet planes (by normal direction): a cut stone has many (a
-    // round brilliant 57), a cube or a wedge few.
+/// Euler characteristic of a shell (2 for a closed genus-0 shell).
+fn chi(a: &Acc) -> i64 {
+    a.vertices as i64 - a.edges as i64 + a.triangles as i64
+}
+
+fn grown(a: &Acc, by: f64) -> ([f64; 3], [f64; 3]) {
+    (a.min.map(|c| c - by), a.max.map(|c| c + by))
+}
+
+/// The stone rule (docs/geometry.md, "Stone rule"). The metal body is the
+/// largest closed outward shell that is not inside another. A stone is a
+/// closed, outward, genus-0 shell, not inside metal, other than the body, with
+///
+/// * at most [`STONE_MAX_TRIANGLES`] triangles and a quarter of the body's volume;
+/// * its box, grown by its own diagonal, meeting the body's box (it is set in
+///   or on the body, not a separate object beside it);
+/// * compact: isoperimetric quotient 36πV²/A³ ≥ [`STONE_MIN_COMPACTNESS`]
+///   (a sphere 1, a round brilliant ~0.61, a hemispherical cabochon 0.59, a
+///   cube 0.52; flat plates, wires and prongs fall far below);
+/// * star-shaped from its centroid (every triangle faces away from it), as
+///   cut and cabochon stones are, with at least [`MIN_STONE_FACETS`] distinct
+///   facet planes (a cube or a wedge is not a stone).
+///
+/// A closed genus-0 shell whose box lies in a stone's (grown by 5 % of its
+/// diagonal) and whose centroid is inside that stone is part of it
+/// ([`ShellKind::StonePart`]): CAD exporters write one gem as several
+/// overlapping shells.
+fn find_stones<'a>(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    shell_faces: &dyn Fn(usize) -> &'a [u32],
+    acc: &[Acc],
+    parent: &[Option<usize>],
+    kinds: &mut [ShellKind],
+) {
+    let ns = acc.len();
+    let Some(body) = (0..ns)
+        .filter(|&s| kinds[s] == ShellKind::Solid)
+        .max_by(|&a, &b| acc[a].volume.total_cmp(&acc[b].volume))
+    else {
+        return;
+    };
+    let (bmin, bmax) = (acc[body].min, acc[body].max);
+    let small = |s: usize| {
+        acc[s].open == 0
+            && acc[s].volume > 0.0
+            && chi(&acc[s]) == 2
+            && acc[s].triangles as usize <= STONE_MAX_TRIANGLES
+    };
+    let mut stones: Vec<usize> = Vec::new();
+    let mut centroids: Vec<Option<[f64; 3]>> = vec![None; ns];
+    for s in 0..ns {
+        if s == body || kinds[s] != ShellKind::Solid || !small(s) {
+            continue;
+        }
+        let a = &acc[s];
+        if a.volume > STONE_MAX_FRACTION * acc[body].volume {
+            continue;
+        }
+        let diag = norm(sub(a.max, a.min));
+        let (gmin, gmax) = grown(a, diag);
+        if !(0..3).all(|k| gmin[k] <= bmax[k] && bmin[k] <= gmax[k]) {
+            continue;
+        }
+        let compactness = 36.0 * std::f64::consts::PI * a.volume * a.volume / a.area.powi(3);
+        if compactness < STONE_MIN_COMPACTNESS {
+            continue;
+        }
+        let faces = shell_faces(s);
+        let c = centroid(p, tris, faces, a);
+        centroids[s] = Some(c);
+        if star_shaped_with_facets(p, tris, faces, c, diag) {
+            kinds[s] = ShellKind::Stone;
+            stones.push(s);
+        }
+    }
+    if stones.is_empty() {
+        return;
+    }
+    // Shells inside a stone are part of it.
+    let mut budget = CONTAINMENT_BUDGET;
+    for s in 0..ns {
+        if !matches!(kinds[s], ShellKind::Solid | ShellKind::Nested) || s == body || !small(s) {
+            continue;
+        }
+        // Nested in metal (its containment parent is not a stone) stays metal.
+        if let Some(o) = parent[s]
+            && kinds[o] != ShellKind::Stone
+        {
+            continue;
+        }
+        let a = &acc[s];
+        for &t in &stones {
+            let (gmin, gmax) = grown(&acc[t], 0.05 * norm(sub(acc[t].max, acc[t].min)));
+            if !(0..3).all(|k| gmin[k] <= a.min[k] && a.max[k] <= gmax[k]) {
+                continue;
+            }
+            let ft = shell_faces(t);
+            if budget < ft.len() as u64 {
+                return;
+            }
+            budget -= ft.len() as u64;
+            let c = *centroids[s].get_or_insert_with(|| centroid(p, tris, shell_faces(s), a));
+            if winding_number(p, tris, ft, c).abs() > 0.5 {
+                kinds[s] = ShellKind::StonePart;
+                break;
+            }
+        }
+    }
+}
+
+/// The centroid of the volume a closed shell encloses.
+fn centroid(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], a: &Acc) -> [f64; 3] {
+    let o = [
+        0.5 * (a.min[0] + a.max[0]),
+        0.5 * (a.min[1] + a.max[1]),
+        0.5 * (a.min[2] + a.max[2]),
+    ];
+    let (mut w, mut m) = (0.0, [0.0; 3]);
+    for &f in faces {
+        let t = tris[f as usize];
+        let (x, y, z) = (
+            sub(p[t[0] as usize], o),
+            sub(p[t[1] as usize], o),
+            sub(p[t[2] as usize], o),
+        );
+        let v6 = dot(x, cross(y, z));
+        w += v6;
+        for k in 0..3 {
+            m[k] += v6 * (x[k] + y[k] + z[k]);
+        }
+    }
+    if w == 0.0 {
+        return o;
+    }
+    [
+        o[0] + m[0] / (4.0 * w),
+        o[1] + m[1] / (4.0 * w),
+        o[2] + m[2] / (4.0 * w),
+    ]
+}
+
+/// Every triangle faces away from `c` (the tetrahedron it spans with `c` is
+/// not negative beyond rounding), and the faces have at least
+/// [`MIN_STONE_FACETS`] distinct normal directions.
+fn star_shaped_with_facets(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    faces: &[u32],
+    c: [f64; 3],
+    diag: f64,
+) -> bool {
+    let tol = 1e-12 * diag * diag * diag;
     let mut normals: Vec<[i64; 3]> = Vec::new();
     for &f in faces {
         let t = tris[f as usize];
-        let o = p[t[0] as usize];
-        let n = cross(sub(p[t[1] as usize], o), sub(p[t[2] as usize], o));
-        let len = norm(n);
-        if len == 0.0 {
-            continue;
-        }
-        let n = [n[0] / len, n[1] / len, n[2] / len];
-        let q = n.map(|c| (c * 1e4).round() as i64);
-        if normals.len() < MIN_STONE_FACETS && !normals.contains(&q) {
-            normals.push(q);
-        }
-        if verts.iter().any(|&v| dot(sub(p[v as usize], o), n) > tol) {
+        let (a, b, d) = (
+            sub(p[t[0] as usize], c),
+            sub(p[t[1] as usize], c),
+            sub(p[t[2] as usize], c),
+        );
+        if dot(a, cross(b, d)) < -tol {
             return false;
+        }
+        if normals.len() < MIN_STONE_FACETS {
+            let n = cross(sub(b, a), sub(d, a));
+            let len = norm(n);
+            if len > 0.0 {
+                let q = n.map(|x| (x / len * 1e4).round() as i64);
+                if !normals.contains(&q) {
+                    normals.push(q);
+                }
+            }
         }
     }
     normals.len() >= MIN_STONE_FACETS

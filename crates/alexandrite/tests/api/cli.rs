@@ -206,7 +206,7 @@ async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&cube));
     let store = app.store();
-    let cached = object_store::path::Path::from(format!("measurements/{sha}.json"));
+    let cached = object_store::path::Path::from(format!("measurements/v2/{sha}.json"));
     let bytes = store
         .get(&cached)
         .await
@@ -216,8 +216,11 @@ async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
         .unwrap();
     let mut m: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(m["volume_mm3"], 1000.0);
+    assert_eq!(m["metal_volume_mm3"], 1000.0);
+    assert_eq!(m["metal_rule"], "single_shell");
     // Tamper with it: if the second order shows this volume, it was not recomputed.
     m["volume_mm3"] = serde_json::json!(2000.0);
+    m["metal_volume_mm3"] = serde_json::json!(2000.0);
     store
         .put(&cached, serde_json::to_vec(&m).unwrap().into())
         .await
