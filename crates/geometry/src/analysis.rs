@@ -18,6 +18,9 @@
 //! edges does not shatter into thousands of "shells" as it does in tools that
 //! simply cut every non-manifold edge.
 
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::mesh::Mesh;
 use crate::{Analysis, Format, MetalRule, Shell, ShellKind, Warning};
 
@@ -25,6 +28,11 @@ use crate::{Analysis, Format, MetalRule, Shell, ShellKind, Warning};
 /// (largest first); the `shells` count is always complete.
 pub const MAX_LISTED_SHELLS: usize = 1000;
 
+/// Below this many triangles the analysis runs in one thread.
+const PARALLEL_MIN_TRIANGLES: usize = 100_000;
+/// The volume pass splits into lanes only up to this many shells (each lane
+/// keeps its own per-shell sums).
+const LANE_MAX_SHELLS: usize = 4096;
 /// Budget (triangle visits) for the containment tests between shells.
 const CONTAINMENT_BUDGET: u64 = 10_000_000;
 /// Shells larger than this are never classified as stones.
@@ -58,37 +66,57 @@ fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
 
-struct UnionFind {
-    parent: Vec<u32>,
+/// A union-find over faces that several threads may join at once. Links go
+/// from the larger root to the smaller, so every parent is smaller than its
+/// child and each root is the smallest face of its set, whatever the order of
+/// the unions (relaxed atomics suffice: a parent pointer only ever moves to
+/// an ancestor, and the threads are joined before the result is read).
+struct UnionFind<'a> {
+    parent: &'a [AtomicU32],
 }
 
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind {
-            parent: (0..n as u32).collect(),
-        }
-    }
+impl UnionFind<'_> {
     #[inline]
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let gp = self.parent[self.parent[x as usize] as usize];
-            self.parent[x as usize] = gp;
+    fn find(&self, mut x: u32) -> u32 {
+        loop {
+            let px = self.parent[x as usize].load(Relaxed);
+            if px == x {
+                return x;
+            }
+            let gp = self.parent[px as usize].load(Relaxed);
+            if gp != px {
+                // Path halving; gp is an ancestor of x whatever raced.
+                self.parent[x as usize].store(gp, Relaxed);
+            }
             x = gp;
         }
-        x
     }
     #[inline]
-    fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            // Keep the smaller index as root: deterministic shell order.
-            if ra < rb {
-                self.parent[rb as usize] = ra;
-            } else {
-                self.parent[ra as usize] = rb;
+    fn union(&self, a: u32, b: u32) {
+        loop {
+            let (ra, rb) = (self.find(a), self.find(b));
+            if ra == rb {
+                return;
+            }
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            // Link hi only if it is still a root; else look again.
+            if self.parent[hi as usize]
+                .compare_exchange(hi, lo, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return;
             }
         }
     }
+}
+
+/// What one lane of the edge pass counts.
+#[derive(Default)]
+struct Edges {
+    boundary: u64,
+    nonmanifold: u64,
+    inconsistent: u64,
+    open_faces: Vec<u32>,
 }
 
 /// Per-shell accumulators.
@@ -128,13 +156,29 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let nv = p.len();
     let nf = tris.len();
 
-    // Bounding box over the vertices triangles use.
+    assert!(
+        nf < (u32::MAX / 3) as usize,
+        "more than 1.4 billion triangles"
+    );
+    let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
+
+    // One pass over the triangles marks the vertices they use (for the
+    // bounding box) and counts the edges of each bucket (below).
     let mut used = vec![false; nv];
+    let mut start = vec![0u32; nv + 1];
     for t in tris {
         for &i in t {
             used[i as usize] = true;
         }
+        if !collapsed(t) {
+            for k in 0..3 {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                start[a.min(b) as usize] += 1;
+            }
+        }
     }
+
+    // Bounding box over the vertices triangles use.
     let mut bmin = [f64::INFINITY; 3];
     let mut bmax = [f64::NEG_INFINITY; 3];
     let mut vertices = 0u64;
@@ -163,18 +207,6 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // face (4 bytes: the upper vertex and the direction are read back from
     // the triangle). Buckets are filled back to front, so `start` ends up
     // holding each bucket's first entry without a second offsets array.
-    assert!(
-        nf < (u32::MAX / 3) as usize,
-        "more than 1.4 billion triangles"
-    );
-    let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
-    let mut start = vec![0u32; nv + 1];
-    for t in tris.iter().filter(|t| !collapsed(t)) {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            start[a.min(b) as usize] += 1;
-        }
-    }
     let mut total = 0u32;
     for s in start.iter_mut() {
         total += *s;
@@ -203,71 +235,95 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         }
     };
 
-    let mut uf = UnionFind::new(nf);
-    let mut boundary_edges = 0u64;
-    let mut nonmanifold_edges = 0u64;
-    let mut inconsistent_edges = 0u64;
+    // The buckets in two lanes (vertex ranges holding about half the entries
+    // each) when the model is large. The union-find is shared: links always
+    // go from the larger root to the smaller, so its final partition and
+    // roots do not depend on the order the lanes run in.
+    let parent: Vec<AtomicU32> = (0..nf as u32).map(AtomicU32::new).collect();
+    let uf = UnionFind { parent: &parent };
+    let edge_lane = |range: std::ops::Range<usize>| {
+        let mut out = Edges::default();
+        let mut ring: Vec<(f64, u32)> = Vec::new();
+        let mut bucket: Vec<(u32, u32)> = Vec::new();
+        for lo in range {
+            bucket.clear();
+            bucket.extend(
+                entries[start[lo] as usize..start[lo + 1] as usize]
+                    .iter()
+                    .map(|&e| edge(e)),
+            );
+            if bucket.len() > 1 {
+                // Stable, so equal edges keep file order (as before).
+                bucket.sort_by_key(|e| e.0);
+            }
+            let mut i = 0;
+            while i < bucket.len() {
+                let hi = bucket[i].0;
+                let mut j = i + 1;
+                while j < bucket.len() && bucket[j].0 == hi {
+                    j += 1;
+                }
+                let run = &bucket[i..j];
+                match run.len() {
+                    1 => {
+                        out.boundary += 1;
+                        out.open_faces.push(run[0].1 >> 1);
+                    }
+                    2 => {
+                        if (run[0].1 & 1) == (run[1].1 & 1) {
+                            out.inconsistent += 1;
+                        }
+                        uf.union(run[0].1 >> 1, run[1].1 >> 1);
+                    }
+                    _ => {
+                        out.nonmanifold += 1;
+                        pair_around_edge(
+                            p,
+                            tris,
+                            lo as u32,
+                            hi,
+                            run,
+                            &mut ring,
+                            &uf,
+                            &mut out.open_faces,
+                        );
+                    }
+                }
+                i = j;
+            }
+        }
+        out
+    };
+    let lanes: Vec<Edges> = if nf >= PARALLEL_MIN_TRIANGLES {
+        let half = start[nv] / 2;
+        let mid = start.partition_point(|&x| x < half).min(nv);
+        std::thread::scope(|sc| {
+            let second = sc.spawn(|| edge_lane(mid..nv));
+            let first = edge_lane(0..mid);
+            vec![first, second.join().expect("edge thread")]
+        })
+    } else {
+        vec![edge_lane(0..nv)]
+    };
+    let (mut boundary_edges, mut nonmanifold_edges, mut inconsistent_edges) = (0u64, 0u64, 0u64);
     // Faces that end up with an unmatched edge (for per-shell open counts).
     let mut open_faces: Vec<u32> = Vec::new();
-    let mut ring: Vec<(f64, u32)> = Vec::new();
-    let mut bucket: Vec<(u32, u32)> = Vec::new();
-    for lo in 0..nv {
-        bucket.clear();
-        bucket.extend(
-            entries[start[lo] as usize..start[lo + 1] as usize]
-                .iter()
-                .map(|&e| edge(e)),
-        );
-        if bucket.len() > 1 {
-            // Stable, so equal edges keep file order (as before).
-            bucket.sort_by_key(|e| e.0);
-        }
-        let mut i = 0;
-        while i < bucket.len() {
-            let hi = bucket[i].0;
-            let mut j = i + 1;
-            while j < bucket.len() && bucket[j].0 == hi {
-                j += 1;
-            }
-            let run = &bucket[i..j];
-            match run.len() {
-                1 => {
-                    boundary_edges += 1;
-                    open_faces.push(run[0].1 >> 1);
-                }
-                2 => {
-                    if (run[0].1 & 1) == (run[1].1 & 1) {
-                        inconsistent_edges += 1;
-                    }
-                    uf.union(run[0].1 >> 1, run[1].1 >> 1);
-                }
-                _ => {
-                    nonmanifold_edges += 1;
-                    pair_around_edge(
-                        p,
-                        tris,
-                        lo as u32,
-                        hi,
-                        run,
-                        &mut ring,
-                        &mut uf,
-                        &mut open_faces,
-                    );
-                }
-            }
-            i = j;
-        }
+    for l in lanes {
+        boundary_edges += l.boundary;
+        nonmanifold_edges += l.nonmanifold;
+        inconsistent_edges += l.inconsistent;
+        open_faces.extend(l.open_faces);
     }
     drop(entries);
     drop(start);
-    drop(bucket);
 
     // Shell labels in order of each shell's first triangle, computed in place
     // of the union-find parents: a root is the smallest face of its shell and
     // every parent is smaller than its child, so one pass in face order sees
     // each parent already resolved.
     const NONE: u32 = u32::MAX;
-    let mut label = uf.parent;
+    // (In place: AtomicU32 has u32's layout, so this reuses the allocation.)
+    let mut label: Vec<u32> = parent.into_iter().map(AtomicU32::into_inner).collect();
     let mut nshells = 0u32;
     for f in 0..nf {
         if collapsed(&tris[f]) {
@@ -285,54 +341,50 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         };
     }
     let ns = nshells as usize;
-    let mut acc = vec![Acc::new(); ns];
 
-    // Volume, area, per-shell boxes; degenerate triangles.
+    // Volume, area, per-shell sums; degenerate triangles. In two lanes (the
+    // halves of the triangles, in parallel) when the model is large and has
+    // few shells; the grouping of the f64 sums depends only on the model, never
+    // on the machine, so the same bytes always give the same bits.
+    let lanes = if nf >= PARALLEL_MIN_TRIANGLES && ns <= LANE_MAX_SHELLS {
+        2
+    } else {
+        1
+    };
+    let measure_range = |r: std::ops::Range<usize>| measure(p, tris, &label, centre, r, ns);
+    let sums: Vec<Sums> = if lanes == 1 {
+        vec![measure_range(0..nf)]
+    } else {
+        let mid = nf / 2;
+        std::thread::scope(|sc| {
+            let second = sc.spawn(|| measure_range(mid..nf));
+            let first = measure_range(0..mid);
+            vec![first, second.join().expect("measure thread")]
+        })
+    };
     let mut degenerate = 0u64;
     let mut volume = 0.0f64;
     let mut area = 0.0f64;
-    for (f, t) in tris.iter().enumerate() {
-        if label[f] == NONE {
-            degenerate += 1;
-            continue;
-        }
-        let a = sub(p[t[0] as usize], centre);
-        let b = sub(p[t[1] as usize], centre);
-        let c = sub(p[t[2] as usize], centre);
-        let cr = cross(sub(b, a), sub(c, a));
-        let twice_area = norm(cr);
-        let longest = dot(sub(b, a), sub(b, a))
-            .max(dot(sub(c, b), sub(c, b)))
-            .max(dot(sub(a, c), sub(a, c)));
-        if twice_area <= 1e-12 * longest {
-            degenerate += 1;
-        }
-        let v6 = dot(a, cross(b, c));
-        let s = &mut acc[label[f] as usize];
-        s.triangles += 1;
-        s.volume += v6;
-        s.area += twice_area;
-        if twice_area > s.largest_face.0 {
-            s.largest_face = (twice_area, f as u32);
-        }
-        for q in [a, b, c] {
-            for k in 0..3 {
-                s.min[k] = s.min[k].min(q[k]);
-                s.max[k] = s.max[k].max(q[k]);
+    let mut acc = vec![Acc::new(); ns];
+    for lane in sums {
+        degenerate += lane.degenerate;
+        volume += lane.volume;
+        area += lane.area;
+        for (s, l) in acc.iter_mut().zip(lane.shells) {
+            s.triangles += l.triangles;
+            s.volume += l.volume;
+            s.area += l.area;
+            // Strictly larger: the earlier face wins a tie, as in one pass.
+            if l.largest_face.0 > s.largest_face.0 {
+                s.largest_face = l.largest_face;
             }
         }
-        volume += v6;
-        area += twice_area;
     }
     volume /= 6.0;
     area *= 0.5;
     for s in &mut acc {
         s.volume /= 6.0;
         s.area *= 0.5;
-        for k in 0..3 {
-            s.min[k] += centre[k];
-            s.max[k] += centre[k];
-        }
     }
     for &f in &open_faces {
         acc[label[f as usize] as usize].open += 1;
@@ -343,7 +395,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     for s in &mut acc {
         s.edges = (3 * s.triangles).div_ceil(2);
     }
-    count_shell_vertices(tris, &label, nv, &mut acc);
+    count_shell_vertices(p, tris, &label, &mut acc);
 
     let kinds = classify(p, tris, &label, &acc);
 
@@ -378,8 +430,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let stone_volume: f64 = shells
         .iter()
         .filter(|s| s.kind == ShellKind::Stone)
-        .map(|s| s.volume_mm3)
-        .sum();
+        .fold(0.0, |v, s| v + s.volume_mm3);
     let metal_volume: f64 = shells
         .iter()
         .map(|s| match s.kind {
@@ -471,6 +522,60 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     }
 }
 
+/// What one lane of the volume pass adds up.
+struct Sums {
+    degenerate: u64,
+    volume: f64,
+    area: f64,
+    shells: Vec<Acc>,
+}
+
+/// Six times the signed volume and twice the area of the faces in `range`,
+/// overall and per shell, and the degenerate triangles among them.
+fn measure(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    label: &[u32],
+    centre: [f64; 3],
+    range: std::ops::Range<usize>,
+    ns: usize,
+) -> Sums {
+    const NONE: u32 = u32::MAX;
+    let mut out = Sums {
+        degenerate: 0,
+        volume: 0.0,
+        area: 0.0,
+        shells: vec![Acc::new(); ns],
+    };
+    let start = range.start;
+    for (i, (t, &l)) in tris[range.clone()].iter().zip(&label[range]).enumerate() {
+        if l == NONE {
+            out.degenerate += 1;
+            continue;
+        }
+        let a = sub(p[t[0] as usize], centre);
+        let b = sub(p[t[1] as usize], centre);
+        let c = sub(p[t[2] as usize], centre);
+        let (ab, bc, ca) = (sub(b, a), sub(c, b), sub(a, c));
+        let twice_area = norm(cross(ab, sub(c, a)));
+        let longest = dot(ab, ab).max(dot(bc, bc)).max(dot(ca, ca));
+        if twice_area <= 1e-12 * longest {
+            out.degenerate += 1;
+        }
+        let v6 = dot(a, cross(b, c));
+        let s = &mut out.shells[l as usize];
+        s.triangles += 1;
+        s.volume += v6;
+        s.area += twice_area;
+        if twice_area > s.largest_face.0 {
+            s.largest_face = (twice_area, (start + i) as u32);
+        }
+        out.volume += v6;
+        out.area += twice_area;
+    }
+    out
+}
+
 /// Joins the triangles around a non-manifold edge pairwise (see module docs).
 #[allow(clippy::too_many_arguments)]
 fn pair_around_edge(
@@ -480,7 +585,7 @@ fn pair_around_edge(
     hi: u32,
     run: &[(u32, u32)],
     ring: &mut Vec<(f64, u32)>,
-    uf: &mut UnionFind,
+    uf: &UnionFind<'_>,
     open_faces: &mut Vec<u32>,
 ) {
     let o = p[lo as usize];
@@ -538,12 +643,19 @@ fn pair_around_edge(
 }
 
 /// Distinct vertices per shell (a vertex shared by two shells counts in both).
-fn count_shell_vertices(tris: &[[u32; 3]], label: &[u32], nv: usize, acc: &mut [Acc]) {
+/// Each shell's box grows by its vertices as they are counted.
+fn count_shell_vertices(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &mut [Acc]) {
     const NONE: u32 = u32::MAX;
-    let mut first = vec![NONE; nv];
+    let mut first = vec![NONE; p.len()];
     let mut extra: Vec<(u32, u32)> = Vec::new();
-    for (f, t) in tris.iter().enumerate() {
-        let l = label[f];
+    let add = |s: &mut Acc, q: &[f64; 3]| {
+        s.vertices += 1;
+        for k in 0..3 {
+            s.min[k] = s.min[k].min(q[k]);
+            s.max[k] = s.max[k].max(q[k]);
+        }
+    };
+    for (t, &l) in tris.iter().zip(label) {
         if l == NONE {
             continue;
         }
@@ -551,7 +663,7 @@ fn count_shell_vertices(tris: &[[u32; 3]], label: &[u32], nv: usize, acc: &mut [
             let s = &mut first[v as usize];
             if *s == NONE {
                 *s = l;
-                acc[l as usize].vertices += 1;
+                add(&mut acc[l as usize], &p[v as usize]);
             } else if *s != l {
                 extra.push((v, l));
             }
@@ -559,8 +671,8 @@ fn count_shell_vertices(tris: &[[u32; 3]], label: &[u32], nv: usize, acc: &mut [
     }
     extra.sort_unstable();
     extra.dedup();
-    for (_, l) in extra {
-        acc[l as usize].vertices += 1;
+    for (v, l) in extra {
+        add(&mut acc[l as usize], &p[v as usize]);
     }
 }
 
