@@ -85,10 +85,12 @@ fn bits_at(b: &[u8], at: usize) -> u32 {
 #[inline(always)]
 fn corner_bits(recs: &[u8], c: usize) -> [u32; 3] {
     let at = (c / 3) * 50 + 12 + 12 * (c % 3);
+    // One bounds check for the 12 bytes, then plain loads.
+    let w: &[u8; 12] = recs[at..at + 12].try_into().expect("12 bytes");
     [
-        bits_at(recs, at),
-        bits_at(recs, at + 4),
-        bits_at(recs, at + 8),
+        u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+        u32::from_le_bytes([w[4], w[5], w[6], w[7]]),
+        u32::from_le_bytes([w[8], w[9], w[10], w[11]]),
     ]
 }
 

@@ -371,3 +371,60 @@ impl Handler for Worker {
         self.bus.publish(&out).await.map_err(DeliveryError::Retry)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::money::Currency;
+
+    fn gold() -> MaterialSnapshot {
+        MaterialSnapshot {
+            code: "AU585Y".into(),
+            version: 1,
+            name_en: "585 yellow gold".into(),
+            name_ru: "Золото 585 жёлтое".into(),
+            density_g_cm3: 13.1,
+            price_per_gram_minor: 750_000,
+            currency: Currency::RUB,
+        }
+    }
+
+    #[test]
+    fn the_x1_ring_is_priced_by_its_band_without_its_stones() {
+        // shared/models/jewelry_JP004A-X1_ring_with_stones.obj: a band of
+        // 2,076.40 mm³ and 7 set brilliants (each written as 3 shells; see
+        // geometry's tests/it/real.rs for why those are stones). The whole
+        // model is 2,107.27 mm³; only the band is gold: 2,076.4003 × 13.1 =
+        // 27,200.8 mg, so 27.201 g, not 27.605 g.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/models/jewelry_JP004A-X1_ring_with_stones.obj"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let m = measure(&bytes, &geometry::Limits::default()).unwrap();
+        assert_eq!((m.stones, m.metal_rule), (7, MetalRule::StonesExcluded));
+        assert!((m.volume_mm3 - 2107.273).abs() < 1e-3, "{}", m.volume_mm3);
+        let (g, q) = m.quote(&gold(), &PricingRules::default()).unwrap();
+        assert_eq!(g.weight_g, 27.201);
+        assert_eq!(q.breakdown.weight_g, 27.201);
+        assert_eq!(
+            (g.stones, g.metal_rule, q.breakdown.stones, q.breakdown.metal_rule),
+            (7, MetalRule::StonesExcluded, 7, MetalRule::StonesExcluded)
+        );
+        assert!((q.breakdown.metal_volume_mm3.unwrap() - 2076.4003).abs() < 1e-3);
+        // metal = 27.201 g × 7 500,00 ₽ × 1.08
+        assert_eq!(q.breakdown.lines[0].amount_minor, 22_032_810);
+    }
+
+    #[test]
+    fn a_measurement_cached_before_stones_weighs_the_whole_model() {
+        let old = r#"{"format":"binary STL","triangles":12,"vertices":8,"volume_mm3":-1000.0,
+            "area_mm2":600.0,"bbox_mm":{"x":10.0,"y":10.0,"z":10.0},"shells":1,
+            "boundary_edges":0,"nonmanifold_edges":0,"warnings":[]}"#;
+        let m: Measured = serde_json::from_str(old).unwrap();
+        assert_eq!(m.metal_rule, MetalRule::WholeModel);
+        assert_eq!(m.metal_volume(), 1000.0);
+        let (g, _) = m.quote(&gold(), &PricingRules::default()).unwrap();
+        assert_eq!(g.weight_g, 13.1);
+    }
+}
