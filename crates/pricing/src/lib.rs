@@ -408,7 +408,12 @@ mod tests {
         assert_eq!(g.weight_g, 27.201);
         assert_eq!(q.breakdown.weight_g, 27.201);
         assert_eq!(
-            (g.stones, g.metal_rule, q.breakdown.stones, q.breakdown.metal_rule),
+            (
+                g.stones,
+                g.metal_rule,
+                q.breakdown.stones,
+                q.breakdown.metal_rule
+            ),
             (7, MetalRule::StonesExcluded, 7, MetalRule::StonesExcluded)
         );
         assert!((q.breakdown.metal_volume_mm3.unwrap() - 2076.4003).abs() < 1e-3);
