@@ -35,6 +35,11 @@ pub fn report(
         "watertight": measured.watertight(),
         "boundary_edges": measured.boundary_edges,
         "nonmanifold_edges": measured.nonmanifold_edges,
+        "metal_volume_mm3": measured.metal_volume(),
+        "stones": measured.stones,
+        "stone_volume_mm3": measured.stone_volume_mm3,
+        "metal_rule": measured.metal_rule,
+        "metal_rule_text": measured.metal_rule.text_en(),
         "warnings": measured.warnings,
         "analysis_ms": (ms * 1000.0).round() / 1000.0,
     });
@@ -81,6 +86,13 @@ fn human(v: &Value) -> String {
         v["boundary_edges"],
         v["nonmanifold_edges"],
         v["analysis_ms"].as_f64().unwrap_or(0.0),
+    );
+    out += &format!(
+        "  metal       {:.3} mm³ ({}; {} stones, {:.3} mm³)\n",
+        v["metal_volume_mm3"].as_f64().unwrap_or(0.0),
+        v["metal_rule_text"].as_str().unwrap_or(""),
+        v["stones"],
+        v["stone_volume_mm3"].as_f64().unwrap_or(0.0),
     );
     for w in v["warnings"].as_array().into_iter().flatten() {
         out += &format!("  warning     {}\n", w.as_str().unwrap_or(""));

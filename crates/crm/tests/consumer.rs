@@ -54,6 +54,8 @@ fn priced(id: OrderId) -> Envelope {
         area_mm2: 600.0,
         shells: 1,
         triangles: 12,
+        stones: 0,
+        metal_rule: price::MetalRule::SingleShell,
     };
     let (total, breakdown) = price::price(&input, &material, &PricingRules::default());
     let geometry = GeometrySummary {
@@ -72,6 +74,9 @@ fn priced(id: OrderId) -> Envelope {
         boundary_edges: 0,
         nonmanifold_edges: 0,
         weight_g: 10.4,
+        metal_volume_mm3: Some(1000.0),
+        stones: 0,
+        metal_rule: price::MetalRule::SingleShell,
         warnings: vec![],
     };
     Envelope::new(

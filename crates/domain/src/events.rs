@@ -123,7 +123,18 @@ pub struct GeometrySummary {
     pub watertight: bool,
     pub boundary_edges: u64,
     pub nonmanifold_edges: u64,
+    /// Metal weight in grams (the metal volume × the material's density).
     pub weight_g: f64,
+    /// The volume weighed as metal, mm³: the model's minus its stones
+    /// (absent in events made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metal_volume_mm3: Option<f64>,
+    /// Shells taken for stones and left out of the metal.
+    #[serde(default)]
+    pub stones: u64,
+    /// Which rule decided what is metal.
+    #[serde(default)]
+    pub metal_rule: crate::price::MetalRule,
     /// Remarks a person should know (inside-out, voids, …), in English.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -282,6 +293,40 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "expected event order.cancelled, got order.confirmed"
+        );
+    }
+
+    #[test]
+    fn priced_events_stored_before_stones_were_recorded_still_decode() {
+        // An order.priced payload as written before metal_volume_mm3, stones
+        // and metal_rule existed (geometry and breakdown).
+        let old = serde_json::json!({
+            "order_id": OrderId::new(),
+            "geometry": {
+                "format": "binary STL", "triangles": 12, "vertices": 8,
+                "volume_mm3": 1000.0, "area_mm2": 600.0,
+                "bbox_mm": {"x": 10.0, "y": 10.0, "z": 10.0}, "shells": 1,
+                "watertight": true, "boundary_edges": 0, "nonmanifold_edges": 0,
+                "weight_g": 13.1
+            },
+            "quote": {
+                "total": {"minor": 300000, "currency": "RUB"},
+                "breakdown": {"weight_g": 13.1, "lines": []},
+                "material": {
+                    "code": "AU585Y", "version": 1, "name_en": "gold", "name_ru": "золото",
+                    "density_g_cm3": 13.1, "price_per_gram_minor": 750000, "currency": "RUB"
+                }
+            }
+        });
+        let ev: OrderPriced = serde_json::from_value(old).unwrap();
+        assert_eq!(ev.geometry.metal_rule, crate::price::MetalRule::WholeModel);
+        assert_eq!(
+            (ev.geometry.stones, ev.geometry.metal_volume_mm3),
+            (0, None)
+        );
+        assert_eq!(
+            ev.quote.breakdown.metal_rule,
+            crate::price::MetalRule::WholeModel
         );
     }
 }

@@ -5,7 +5,9 @@
 //! finishing = surface area (cm²) × finishing rate
 //! complexity= extra shells × shell rate + triangles / 10 000 × triangle rate
 //! total     = max(sum, minimum charge)
-//! where weight_g = |volume_mm3| × density_g_cm3 / 1000.
+//! where weight_g = |metal volume mm³| × density_g_cm3 / 1000, the metal
+//! volume being the model's minus the stones the geometry found (see
+//! [`MetalRule`] and docs/geometry.md, "Stone rule").
 
 use crate::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,45 @@ impl Default for PricingRules {
     }
 }
 
+/// Which rule decided what of the model is metal: stored with every quote so
+/// that the customer, the CRM and the operator see what was weighed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetalRule {
+    /// Quotes made before the rule was recorded: the whole model's absolute
+    /// volume was weighed.
+    #[default]
+    WholeModel,
+    /// The model is one shell: all of it is metal.
+    SingleShell,
+    /// Several shells, none a stone: all are metal (voids subtracted).
+    AllShells,
+    /// Shells taken for stones (small, compact, convex, genus-0 closed shells
+    /// near the largest solid, and shells inside them) are not weighed.
+    StonesExcluded,
+}
+
+impl MetalRule {
+    /// The rule in English.
+    pub fn text_en(self) -> &'static str {
+        match self {
+            MetalRule::WholeModel => "the whole model is weighed as metal",
+            MetalRule::SingleShell => "one shell: the whole model is metal",
+            MetalRule::AllShells => "several shells, none of them a stone: all are metal",
+            MetalRule::StonesExcluded => "stones found in the model are not weighed as metal",
+        }
+    }
+    /// The rule in Russian.
+    pub fn text_ru(self) -> &'static str {
+        match self {
+            MetalRule::WholeModel => "вся модель считается металлом",
+            MetalRule::SingleShell => "одна оболочка: вся модель — металл",
+            MetalRule::AllShells => "несколько оболочек, камней среди них нет: всё — металл",
+            MetalRule::StonesExcluded => "найденные в модели камни не входят в вес металла",
+        }
+    }
+}
+
 /// One line of a price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
@@ -58,17 +99,31 @@ pub struct Line {
 /// The lines of a price; they sum to the total.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Breakdown {
+    /// Metal weight: the metal volume × the density.
     pub weight_g: f64,
     pub lines: Vec<Line>,
+    /// The volume weighed, mm³ (absent in quotes made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metal_volume_mm3: Option<f64>,
+    /// Stones left out of the metal.
+    #[serde(default)]
+    pub stones: u64,
+    /// Which rule decided what is metal.
+    #[serde(default)]
+    pub metal_rule: MetalRule,
 }
 
 /// The geometry a price depends on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PriceInput {
+    /// The metal volume (the model's, stones left out), mm³.
     pub volume_mm3: f64,
     pub area_mm2: f64,
     pub shells: u64,
     pub triangles: u64,
+    /// Stones left out of `volume_mm3`.
+    pub stones: u64,
+    pub metal_rule: MetalRule,
 }
 
 /// Divides with rounding half away from zero (for non-negative operands: half up).
@@ -134,6 +189,9 @@ pub fn price(
         Breakdown {
             weight_g: mg as f64 / 1000.0,
             lines,
+            metal_volume_mm3: Some(input.volume_mm3.abs()),
+            stones: input.stones,
+            metal_rule: input.metal_rule,
         },
     )
 }
@@ -162,6 +220,8 @@ mod tests {
             area_mm2: 600.0,
             shells: 1,
             triangles: 12,
+            stones: 0,
+            metal_rule: MetalRule::SingleShell,
         };
         let (total, b) = price(&input, &gold(), &PricingRules::default());
         assert_eq!(b.weight_g, 13.1);
@@ -182,10 +242,30 @@ mod tests {
             area_mm2: 6.0,
             shells: 1,
             triangles: 12,
+            stones: 0,
+            metal_rule: MetalRule::SingleShell,
         };
         let (total, b) = price(&input, &gold(), &PricingRules::default());
         assert_eq!(total.minor, PricingRules::default().minimum_minor);
         assert_eq!(b.lines.last().unwrap().code, "minimum_charge_top_up");
         assert_eq!(b.weight_g, 0.013);
+    }
+
+    #[test]
+    fn quotes_stored_before_the_metal_rule_still_read() {
+        // A breakdown as stored before stones were recorded.
+        let old = r#"{"weight_g":13.1,"lines":[{"code":"metal","amount_minor":1}]}"#;
+        let b: Breakdown = serde_json::from_str(old).unwrap();
+        assert_eq!(b.metal_rule, MetalRule::WholeModel);
+        assert_eq!((b.stones, b.metal_volume_mm3), (0, None));
+        let new = serde_json::to_value(Breakdown {
+            metal_rule: MetalRule::StonesExcluded,
+            stones: 7,
+            metal_volume_mm3: Some(2076.4),
+            ..b
+        })
+        .unwrap();
+        assert_eq!(new["metal_rule"], "stones_excluded");
+        assert_eq!(new["stones"], 7);
     }
 }

@@ -18,19 +18,32 @@
 //! edges does not shatter into thousands of "shells" as it does in tools that
 //! simply cut every non-manifold edge.
 
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::mesh::Mesh;
-use crate::{Analysis, Format, Shell, ShellKind, Warning};
+use crate::{Analysis, Format, MetalRule, Shell, ShellKind, Warning};
 
 /// At most this many shells are listed in [`Analysis::shell_details`]
 /// (largest first); the `shells` count is always complete.
 pub const MAX_LISTED_SHELLS: usize = 1000;
 
+/// Below this many triangles the analysis runs in one thread.
+const PARALLEL_MIN_TRIANGLES: usize = 100_000;
+/// The volume pass splits into lanes only up to this many shells (each lane
+/// keeps its own per-shell sums).
+const LANE_MAX_SHELLS: usize = 4096;
 /// Budget (triangle visits) for the containment tests between shells.
 const CONTAINMENT_BUDGET: u64 = 10_000_000;
 /// Shells larger than this are never classified as stones.
 const STONE_MAX_TRIANGLES: usize = 5_000;
 /// A stone has at least this many distinct facet planes.
 const MIN_STONE_FACETS: usize = 8;
+/// A stone has at most this fraction of the metal body's volume.
+const STONE_MAX_FRACTION: f64 = 0.25;
+/// A stone's isoperimetric quotient 36πV²/A³ is at least this (the X1 ring's
+/// brilliants 0.61, the flat charms of the franout bracelet at most 0.41).
+const STONE_MIN_COMPACTNESS: f64 = 0.45;
 
 #[inline]
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
@@ -53,37 +66,57 @@ fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
 
-struct UnionFind {
-    parent: Vec<u32>,
+/// A union-find over faces that several threads may join at once. Links go
+/// from the larger root to the smaller, so every parent is smaller than its
+/// child and each root is the smallest face of its set, whatever the order of
+/// the unions (relaxed atomics suffice: a parent pointer only ever moves to
+/// an ancestor, and the threads are joined before the result is read).
+struct UnionFind<'a> {
+    parent: &'a [AtomicU32],
 }
 
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind {
-            parent: (0..n as u32).collect(),
-        }
-    }
+impl UnionFind<'_> {
     #[inline]
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let gp = self.parent[self.parent[x as usize] as usize];
-            self.parent[x as usize] = gp;
+    fn find(&self, mut x: u32) -> u32 {
+        loop {
+            let px = self.parent[x as usize].load(Relaxed);
+            if px == x {
+                return x;
+            }
+            let gp = self.parent[px as usize].load(Relaxed);
+            if gp != px {
+                // Path halving; gp is an ancestor of x whatever raced.
+                self.parent[x as usize].store(gp, Relaxed);
+            }
             x = gp;
         }
-        x
     }
     #[inline]
-    fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            // Keep the smaller index as root: deterministic shell order.
-            if ra < rb {
-                self.parent[rb as usize] = ra;
-            } else {
-                self.parent[ra as usize] = rb;
+    fn union(&self, a: u32, b: u32) {
+        loop {
+            let (ra, rb) = (self.find(a), self.find(b));
+            if ra == rb {
+                return;
+            }
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            // Link hi only if it is still a root; else look again.
+            if self.parent[hi as usize]
+                .compare_exchange(hi, lo, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return;
             }
         }
     }
+}
+
+/// What one lane of the edge pass counts.
+#[derive(Default)]
+struct Edges {
+    boundary: u64,
+    nonmanifold: u64,
+    inconsistent: u64,
+    open_faces: Vec<u32>,
 }
 
 /// Per-shell accumulators.
@@ -123,13 +156,29 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let nv = p.len();
     let nf = tris.len();
 
-    // Bounding box over the vertices triangles use.
+    assert!(
+        nf < (u32::MAX / 3) as usize,
+        "more than 1.4 billion triangles"
+    );
+    let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
+
+    // One pass over the triangles marks the vertices they use (for the
+    // bounding box) and counts the edges of each bucket (below).
     let mut used = vec![false; nv];
+    let mut start = vec![0u32; nv + 1];
     for t in tris {
         for &i in t {
             used[i as usize] = true;
         }
+        if !collapsed(t) {
+            for k in 0..3 {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                start[a.min(b) as usize] += 1;
+            }
+        }
     }
+
+    // Bounding box over the vertices triangles use.
     let mut bmin = [f64::INFINITY; 3];
     let mut bmax = [f64::NEG_INFINITY; 3];
     let mut vertices = 0u64;
@@ -158,18 +207,6 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // face (4 bytes: the upper vertex and the direction are read back from
     // the triangle). Buckets are filled back to front, so `start` ends up
     // holding each bucket's first entry without a second offsets array.
-    assert!(
-        nf < (u32::MAX / 3) as usize,
-        "more than 1.4 billion triangles"
-    );
-    let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
-    let mut start = vec![0u32; nv + 1];
-    for t in tris.iter().filter(|t| !collapsed(t)) {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            start[a.min(b) as usize] += 1;
-        }
-    }
     let mut total = 0u32;
     for s in start.iter_mut() {
         total += *s;
@@ -198,71 +235,95 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         }
     };
 
-    let mut uf = UnionFind::new(nf);
-    let mut boundary_edges = 0u64;
-    let mut nonmanifold_edges = 0u64;
-    let mut inconsistent_edges = 0u64;
+    // The buckets in two lanes (vertex ranges holding about half the entries
+    // each) when the model is large. The union-find is shared: links always
+    // go from the larger root to the smaller, so its final partition and
+    // roots do not depend on the order the lanes run in.
+    let parent: Vec<AtomicU32> = (0..nf as u32).map(AtomicU32::new).collect();
+    let uf = UnionFind { parent: &parent };
+    let edge_lane = |range: std::ops::Range<usize>| {
+        let mut out = Edges::default();
+        let mut ring: Vec<(f64, u32)> = Vec::new();
+        let mut bucket: Vec<(u32, u32)> = Vec::new();
+        for lo in range {
+            bucket.clear();
+            bucket.extend(
+                entries[start[lo] as usize..start[lo + 1] as usize]
+                    .iter()
+                    .map(|&e| edge(e)),
+            );
+            if bucket.len() > 1 {
+                // Stable, so equal edges keep file order (as before).
+                bucket.sort_by_key(|e| e.0);
+            }
+            let mut i = 0;
+            while i < bucket.len() {
+                let hi = bucket[i].0;
+                let mut j = i + 1;
+                while j < bucket.len() && bucket[j].0 == hi {
+                    j += 1;
+                }
+                let run = &bucket[i..j];
+                match run.len() {
+                    1 => {
+                        out.boundary += 1;
+                        out.open_faces.push(run[0].1 >> 1);
+                    }
+                    2 => {
+                        if (run[0].1 & 1) == (run[1].1 & 1) {
+                            out.inconsistent += 1;
+                        }
+                        uf.union(run[0].1 >> 1, run[1].1 >> 1);
+                    }
+                    _ => {
+                        out.nonmanifold += 1;
+                        pair_around_edge(
+                            p,
+                            tris,
+                            lo as u32,
+                            hi,
+                            run,
+                            &mut ring,
+                            &uf,
+                            &mut out.open_faces,
+                        );
+                    }
+                }
+                i = j;
+            }
+        }
+        out
+    };
+    let lanes: Vec<Edges> = if nf >= PARALLEL_MIN_TRIANGLES {
+        let half = start[nv] / 2;
+        let mid = start.partition_point(|&x| x < half).min(nv);
+        std::thread::scope(|sc| {
+            let second = sc.spawn(|| edge_lane(mid..nv));
+            let first = edge_lane(0..mid);
+            vec![first, second.join().expect("edge thread")]
+        })
+    } else {
+        vec![edge_lane(0..nv)]
+    };
+    let (mut boundary_edges, mut nonmanifold_edges, mut inconsistent_edges) = (0u64, 0u64, 0u64);
     // Faces that end up with an unmatched edge (for per-shell open counts).
     let mut open_faces: Vec<u32> = Vec::new();
-    let mut ring: Vec<(f64, u32)> = Vec::new();
-    let mut bucket: Vec<(u32, u32)> = Vec::new();
-    for lo in 0..nv {
-        bucket.clear();
-        bucket.extend(
-            entries[start[lo] as usize..start[lo + 1] as usize]
-                .iter()
-                .map(|&e| edge(e)),
-        );
-        if bucket.len() > 1 {
-            // Stable, so equal edges keep file order (as before).
-            bucket.sort_by_key(|e| e.0);
-        }
-        let mut i = 0;
-        while i < bucket.len() {
-            let hi = bucket[i].0;
-            let mut j = i + 1;
-            while j < bucket.len() && bucket[j].0 == hi {
-                j += 1;
-            }
-            let run = &bucket[i..j];
-            match run.len() {
-                1 => {
-                    boundary_edges += 1;
-                    open_faces.push(run[0].1 >> 1);
-                }
-                2 => {
-                    if (run[0].1 & 1) == (run[1].1 & 1) {
-                        inconsistent_edges += 1;
-                    }
-                    uf.union(run[0].1 >> 1, run[1].1 >> 1);
-                }
-                _ => {
-                    nonmanifold_edges += 1;
-                    pair_around_edge(
-                        p,
-                        tris,
-                        lo as u32,
-                        hi,
-                        run,
-                        &mut ring,
-                        &mut uf,
-                        &mut open_faces,
-                    );
-                }
-            }
-            i = j;
-        }
+    for l in lanes {
+        boundary_edges += l.boundary;
+        nonmanifold_edges += l.nonmanifold;
+        inconsistent_edges += l.inconsistent;
+        open_faces.extend(l.open_faces);
     }
     drop(entries);
     drop(start);
-    drop(bucket);
 
     // Shell labels in order of each shell's first triangle, computed in place
     // of the union-find parents: a root is the smallest face of its shell and
     // every parent is smaller than its child, so one pass in face order sees
     // each parent already resolved.
     const NONE: u32 = u32::MAX;
-    let mut label = uf.parent;
+    // (In place: AtomicU32 has u32's layout, so this reuses the allocation.)
+    let mut label: Vec<u32> = parent.into_iter().map(AtomicU32::into_inner).collect();
     let mut nshells = 0u32;
     for f in 0..nf {
         if collapsed(&tris[f]) {
@@ -280,54 +341,50 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         };
     }
     let ns = nshells as usize;
-    let mut acc = vec![Acc::new(); ns];
 
-    // Volume, area, per-shell boxes; degenerate triangles.
+    // Volume, area, per-shell sums; degenerate triangles. In two lanes (the
+    // halves of the triangles, in parallel) when the model is large and has
+    // few shells; the grouping of the f64 sums depends only on the model, never
+    // on the machine, so the same bytes always give the same bits.
+    let lanes = if nf >= PARALLEL_MIN_TRIANGLES && ns <= LANE_MAX_SHELLS {
+        2
+    } else {
+        1
+    };
+    let measure_range = |r: std::ops::Range<usize>| measure(p, tris, &label, centre, r, ns);
+    let sums: Vec<Sums> = if lanes == 1 {
+        vec![measure_range(0..nf)]
+    } else {
+        let mid = nf / 2;
+        std::thread::scope(|sc| {
+            let second = sc.spawn(|| measure_range(mid..nf));
+            let first = measure_range(0..mid);
+            vec![first, second.join().expect("measure thread")]
+        })
+    };
     let mut degenerate = 0u64;
     let mut volume = 0.0f64;
     let mut area = 0.0f64;
-    for (f, t) in tris.iter().enumerate() {
-        if label[f] == NONE {
-            degenerate += 1;
-            continue;
-        }
-        let a = sub(p[t[0] as usize], centre);
-        let b = sub(p[t[1] as usize], centre);
-        let c = sub(p[t[2] as usize], centre);
-        let cr = cross(sub(b, a), sub(c, a));
-        let twice_area = norm(cr);
-        let longest = dot(sub(b, a), sub(b, a))
-            .max(dot(sub(c, b), sub(c, b)))
-            .max(dot(sub(a, c), sub(a, c)));
-        if twice_area <= 1e-12 * longest {
-            degenerate += 1;
-        }
-        let v6 = dot(a, cross(b, c));
-        let s = &mut acc[label[f] as usize];
-        s.triangles += 1;
-        s.volume += v6;
-        s.area += twice_area;
-        if twice_area > s.largest_face.0 {
-            s.largest_face = (twice_area, f as u32);
-        }
-        for q in [a, b, c] {
-            for k in 0..3 {
-                s.min[k] = s.min[k].min(q[k]);
-                s.max[k] = s.max[k].max(q[k]);
+    let mut acc = vec![Acc::new(); ns];
+    for lane in sums {
+        degenerate += lane.degenerate;
+        volume += lane.volume;
+        area += lane.area;
+        for (s, l) in acc.iter_mut().zip(lane.shells) {
+            s.triangles += l.triangles;
+            s.volume += l.volume;
+            s.area += l.area;
+            // Strictly larger: the earlier face wins a tie, as in one pass.
+            if l.largest_face.0 > s.largest_face.0 {
+                s.largest_face = l.largest_face;
             }
         }
-        volume += v6;
-        area += twice_area;
     }
     volume /= 6.0;
     area *= 0.5;
     for s in &mut acc {
         s.volume /= 6.0;
         s.area *= 0.5;
-        for k in 0..3 {
-            s.min[k] += centre[k];
-            s.max[k] += centre[k];
-        }
     }
     for &f in &open_faces {
         acc[label[f as usize] as usize].open += 1;
@@ -338,7 +395,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     for s in &mut acc {
         s.edges = (3 * s.triangles).div_ceil(2);
     }
-    count_shell_vertices(tris, &label, nv, &mut acc);
+    count_shell_vertices(p, tris, &label, &mut acc);
 
     let kinds = classify(p, tris, &label, &acc);
 
@@ -368,19 +425,27 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     let inverted_shells = count(ShellKind::Inverted);
     let nested = count(ShellKind::Nested);
     let open_shells = count(ShellKind::Open);
+    // Overlapping stone shells (a gem and its parts) are one stone: its
+    // volume is the outer shell's.
     let stone_volume: f64 = shells
         .iter()
         .filter(|s| s.kind == ShellKind::Stone)
-        .map(|s| s.volume_mm3)
-        .sum();
+        .fold(0.0, |v, s| v + s.volume_mm3);
     let metal_volume: f64 = shells
         .iter()
         .map(|s| match s.kind {
-            ShellKind::Stone => 0.0,
+            ShellKind::Stone | ShellKind::StonePart => 0.0,
             ShellKind::Inverted => s.volume_mm3.abs(),
             _ => s.volume_mm3,
         })
         .sum();
+    let metal_rule = if stones > 0 {
+        MetalRule::StonesExcluded
+    } else if ns == 1 {
+        MetalRule::SingleShell
+    } else {
+        MetalRule::AllShells
+    };
     let inverted = volume < 0.0;
 
     let mut warnings = Vec::new();
@@ -451,9 +516,64 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         stones,
         metal_volume_mm3: metal_volume,
         stone_volume_mm3: stone_volume,
+        metal_rule,
         shell_details: shells,
         warnings,
     }
+}
+
+/// What one lane of the volume pass adds up.
+struct Sums {
+    degenerate: u64,
+    volume: f64,
+    area: f64,
+    shells: Vec<Acc>,
+}
+
+/// Six times the signed volume and twice the area of the faces in `range`,
+/// overall and per shell, and the degenerate triangles among them.
+fn measure(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    label: &[u32],
+    centre: [f64; 3],
+    range: std::ops::Range<usize>,
+    ns: usize,
+) -> Sums {
+    const NONE: u32 = u32::MAX;
+    let mut out = Sums {
+        degenerate: 0,
+        volume: 0.0,
+        area: 0.0,
+        shells: vec![Acc::new(); ns],
+    };
+    let start = range.start;
+    for (i, (t, &l)) in tris[range.clone()].iter().zip(&label[range]).enumerate() {
+        if l == NONE {
+            out.degenerate += 1;
+            continue;
+        }
+        let a = sub(p[t[0] as usize], centre);
+        let b = sub(p[t[1] as usize], centre);
+        let c = sub(p[t[2] as usize], centre);
+        let (ab, bc, ca) = (sub(b, a), sub(c, b), sub(a, c));
+        let twice_area = norm(cross(ab, sub(c, a)));
+        let longest = dot(ab, ab).max(dot(bc, bc)).max(dot(ca, ca));
+        if twice_area <= 1e-12 * longest {
+            out.degenerate += 1;
+        }
+        let v6 = dot(a, cross(b, c));
+        let s = &mut out.shells[l as usize];
+        s.triangles += 1;
+        s.volume += v6;
+        s.area += twice_area;
+        if twice_area > s.largest_face.0 {
+            s.largest_face = (twice_area, (start + i) as u32);
+        }
+        out.volume += v6;
+        out.area += twice_area;
+    }
+    out
 }
 
 /// Joins the triangles around a non-manifold edge pairwise (see module docs).
@@ -465,7 +585,7 @@ fn pair_around_edge(
     hi: u32,
     run: &[(u32, u32)],
     ring: &mut Vec<(f64, u32)>,
-    uf: &mut UnionFind,
+    uf: &UnionFind<'_>,
     open_faces: &mut Vec<u32>,
 ) {
     let o = p[lo as usize];
@@ -523,12 +643,19 @@ fn pair_around_edge(
 }
 
 /// Distinct vertices per shell (a vertex shared by two shells counts in both).
-fn count_shell_vertices(tris: &[[u32; 3]], label: &[u32], nv: usize, acc: &mut [Acc]) {
+/// Each shell's box grows by its vertices as they are counted.
+fn count_shell_vertices(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &mut [Acc]) {
     const NONE: u32 = u32::MAX;
-    let mut first = vec![NONE; nv];
+    let mut first = vec![NONE; p.len()];
     let mut extra: Vec<(u32, u32)> = Vec::new();
-    for (f, t) in tris.iter().enumerate() {
-        let l = label[f];
+    let add = |s: &mut Acc, q: &[f64; 3]| {
+        s.vertices += 1;
+        for k in 0..3 {
+            s.min[k] = s.min[k].min(q[k]);
+            s.max[k] = s.max[k].max(q[k]);
+        }
+    };
+    for (t, &l) in tris.iter().zip(label) {
         if l == NONE {
             continue;
         }
@@ -536,7 +663,7 @@ fn count_shell_vertices(tris: &[[u32; 3]], label: &[u32], nv: usize, acc: &mut [
             let s = &mut first[v as usize];
             if *s == NONE {
                 *s = l;
-                acc[l as usize].vertices += 1;
+                add(&mut acc[l as usize], &p[v as usize]);
             } else if *s != l {
                 extra.push((v, l));
             }
@@ -544,8 +671,8 @@ fn count_shell_vertices(tris: &[[u32; 3]], label: &[u32], nv: usize, acc: &mut [
     }
     extra.sort_unstable();
     extra.dedup();
-    for (_, l) in extra {
-        acc[l as usize].vertices += 1;
+    for (v, l) in extra {
+        add(&mut acc[l as usize], &p[v as usize]);
     }
 }
 
@@ -572,15 +699,8 @@ fn winding_number(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], q: [f64; 3])
 /// * closed, negative volume, inside a positive shell: `Void` (a hollow);
 /// * closed, negative volume, inside nothing: `Inverted` (inside-out);
 /// * closed, positive, inside another positive shell: `Nested`;
-/// * closed, positive, otherwise: `Solid`, or `Stone` by the rule below.
-///
-/// Stone rule: in a model of several shells, a closed, outward-facing,
-/// genus-0 shell that is convex (every vertex lies behind every face plane,
-/// within 1e-4 of the shell's size), has at least 8 distinct facet planes,
-/// and has at most a quarter of the volume of the largest solid.
-/// Cut gemstones are convex polyhedra set as separate shells; metal parts of a
-/// ring have a finger hole (genus ≥ 1) or concave details, and the largest
-/// solid is taken to be the metal body.
+/// * closed, positive, otherwise: `Solid`;
+/// * then `Stone` / `StonePart` by the stone rule ([`find_stones`]).
 fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Vec<ShellKind> {
     let ns = acc.len();
     let mut kinds: Vec<ShellKind> = acc
@@ -618,7 +738,7 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
         }
     }
     drop(fill);
-    let shell_faces = |s: usize| &faces[off[s] as usize..off[s + 1] as usize];
+    let shell_faces = |s: usize| -> &[u32] { &faces[off[s] as usize..off[s + 1] as usize] };
 
     // Containment: the smallest closed shell whose box holds this shell's box
     // and whose winding number at a point of this shell is non-zero.
@@ -666,50 +786,183 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
         }
     }
 
-    // Stones.
-    let largest = (0..ns)
-        .filter(|&s| kinds[s] == ShellKind::Solid)
-        .max_by(|&a, &b| acc[a].volume.total_cmp(&acc[b].volume));
-    for s in 0..ns {
-        if kinds[s] != ShellKind::Solid || Some(s) == largest {
-            continue;
-        }
-        let a = &acc[s];
-        let chi = a.vertices as i64 - a.edges as i64 + a.triangles as i64;
-        if chi != 2 || a.triangles as usize > STONE_MAX_TRIANGLES {
-            continue;
-        }
-        let big = largest.map_or(0.0, |l| acc[l].volume);
-        if a.volume <= 0.25 * big && is_convex(p, tris, shell_faces(s), a) {
-            kinds[s] = ShellKind::Stone;
-        }
-    }
+    find_stones(p, tris, &shell_faces, acc, &parent, &mut kinds);
     kinds
 }
 
-fn is_convex(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], a: &Acc) -> bool {
-    let mut verts: Vec<u32> = faces.iter().flat_map(|&f| tris[f as usize]).collect();
-    verts.sort_unstable();
-    verts.dedup();
-    let tol = 1e-4 * norm(sub(a.max, a.min));
-    // Distinct facet planes (by normal direction): a cut stone has many (a
-    // round brilliant 57), a cube or a wedge few.
+/// Euler characteristic of a shell (2 for a closed genus-0 shell).
+fn chi(a: &Acc) -> i64 {
+    a.vertices as i64 - a.edges as i64 + a.triangles as i64
+}
+
+fn grown(a: &Acc, by: f64) -> ([f64; 3], [f64; 3]) {
+    (a.min.map(|c| c - by), a.max.map(|c| c + by))
+}
+
+/// The stone rule (docs/geometry.md, "Stone rule"). The metal body is the
+/// largest closed outward shell that is not inside another. A stone is a
+/// closed, outward, genus-0 shell, not inside metal, other than the body, with
+///
+/// * at most [`STONE_MAX_TRIANGLES`] triangles and a quarter of the body's volume;
+/// * its box, grown by its own diagonal, meeting the body's box (it is set in
+///   or on the body, not a separate object beside it);
+/// * compact: isoperimetric quotient 36πV²/A³ ≥ [`STONE_MIN_COMPACTNESS`]
+///   (a sphere 1, a round brilliant ~0.61, a hemispherical cabochon 0.59, a
+///   cube 0.52; flat plates, wires and prongs fall far below);
+/// * star-shaped from its centroid (every triangle faces away from it), as
+///   cut and cabochon stones are, with at least [`MIN_STONE_FACETS`] distinct
+///   facet planes (a cube or a wedge is not a stone).
+///
+/// A closed genus-0 shell whose box lies in a stone's (grown by 5 % of its
+/// diagonal) and whose centroid is inside that stone is part of it
+/// ([`ShellKind::StonePart`]): CAD exporters write one gem as several
+/// overlapping shells.
+fn find_stones<'a>(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    shell_faces: &dyn Fn(usize) -> &'a [u32],
+    acc: &[Acc],
+    parent: &[Option<usize>],
+    kinds: &mut [ShellKind],
+) {
+    let ns = acc.len();
+    let Some(body) = (0..ns)
+        .filter(|&s| kinds[s] == ShellKind::Solid)
+        .max_by(|&a, &b| acc[a].volume.total_cmp(&acc[b].volume))
+    else {
+        return;
+    };
+    let (bmin, bmax) = (acc[body].min, acc[body].max);
+    let small = |s: usize| {
+        acc[s].open == 0
+            && acc[s].volume > 0.0
+            && chi(&acc[s]) == 2
+            && acc[s].triangles as usize <= STONE_MAX_TRIANGLES
+    };
+    let mut stones: Vec<usize> = Vec::new();
+    let mut centroids: Vec<Option<[f64; 3]>> = vec![None; ns];
+    for s in 0..ns {
+        if s == body || kinds[s] != ShellKind::Solid || !small(s) {
+            continue;
+        }
+        let a = &acc[s];
+        if a.volume > STONE_MAX_FRACTION * acc[body].volume {
+            continue;
+        }
+        let diag = norm(sub(a.max, a.min));
+        let (gmin, gmax) = grown(a, diag);
+        if !(0..3).all(|k| gmin[k] <= bmax[k] && bmin[k] <= gmax[k]) {
+            continue;
+        }
+        let compactness = 36.0 * std::f64::consts::PI * a.volume * a.volume / a.area.powi(3);
+        if compactness < STONE_MIN_COMPACTNESS {
+            continue;
+        }
+        let faces = shell_faces(s);
+        let c = centroid(p, tris, faces, a);
+        centroids[s] = Some(c);
+        if star_shaped_with_facets(p, tris, faces, c, diag) {
+            kinds[s] = ShellKind::Stone;
+            stones.push(s);
+        }
+    }
+    if stones.is_empty() {
+        return;
+    }
+    // Shells inside a stone are part of it.
+    let mut budget = CONTAINMENT_BUDGET;
+    for s in 0..ns {
+        if !matches!(kinds[s], ShellKind::Solid | ShellKind::Nested) || s == body || !small(s) {
+            continue;
+        }
+        // Nested in metal (its containment parent is not a stone) stays metal.
+        if let Some(o) = parent[s]
+            && kinds[o] != ShellKind::Stone
+        {
+            continue;
+        }
+        let a = &acc[s];
+        for &t in &stones {
+            let (gmin, gmax) = grown(&acc[t], 0.05 * norm(sub(acc[t].max, acc[t].min)));
+            if !(0..3).all(|k| gmin[k] <= a.min[k] && a.max[k] <= gmax[k]) {
+                continue;
+            }
+            let ft = shell_faces(t);
+            if budget < ft.len() as u64 {
+                return;
+            }
+            budget -= ft.len() as u64;
+            let c = *centroids[s].get_or_insert_with(|| centroid(p, tris, shell_faces(s), a));
+            if winding_number(p, tris, ft, c).abs() > 0.5 {
+                kinds[s] = ShellKind::StonePart;
+                break;
+            }
+        }
+    }
+}
+
+/// The centroid of the volume a closed shell encloses.
+fn centroid(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], a: &Acc) -> [f64; 3] {
+    let o = [
+        0.5 * (a.min[0] + a.max[0]),
+        0.5 * (a.min[1] + a.max[1]),
+        0.5 * (a.min[2] + a.max[2]),
+    ];
+    let (mut w, mut m) = (0.0, [0.0; 3]);
+    for &f in faces {
+        let t = tris[f as usize];
+        let (x, y, z) = (
+            sub(p[t[0] as usize], o),
+            sub(p[t[1] as usize], o),
+            sub(p[t[2] as usize], o),
+        );
+        let v6 = dot(x, cross(y, z));
+        w += v6;
+        for k in 0..3 {
+            m[k] += v6 * (x[k] + y[k] + z[k]);
+        }
+    }
+    if w == 0.0 {
+        return o;
+    }
+    [
+        o[0] + m[0] / (4.0 * w),
+        o[1] + m[1] / (4.0 * w),
+        o[2] + m[2] / (4.0 * w),
+    ]
+}
+
+/// Every triangle faces away from `c` (the tetrahedron it spans with `c` is
+/// not negative beyond rounding), and the faces have at least
+/// [`MIN_STONE_FACETS`] distinct normal directions.
+fn star_shaped_with_facets(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    faces: &[u32],
+    c: [f64; 3],
+    diag: f64,
+) -> bool {
+    let tol = 1e-12 * diag * diag * diag;
     let mut normals: Vec<[i64; 3]> = Vec::new();
     for &f in faces {
         let t = tris[f as usize];
-        let o = p[t[0] as usize];
-        let n = cross(sub(p[t[1] as usize], o), sub(p[t[2] as usize], o));
-        let len = norm(n);
-        if len == 0.0 {
-            continue;
-        }
-        let n = [n[0] / len, n[1] / len, n[2] / len];
-        let q = n.map(|c| (c * 1e4).round() as i64);
-        if normals.len() < MIN_STONE_FACETS && !normals.contains(&q) {
-            normals.push(q);
-        }
-        if verts.iter().any(|&v| dot(sub(p[v as usize], o), n) > tol) {
+        let (a, b, d) = (
+            sub(p[t[0] as usize], c),
+            sub(p[t[1] as usize], c),
+            sub(p[t[2] as usize], c),
+        );
+        if dot(a, cross(b, d)) < -tol {
             return false;
+        }
+        if normals.len() < MIN_STONE_FACETS {
+            let n = cross(sub(b, a), sub(d, a));
+            let len = norm(n);
+            if len > 0.0 {
+                let q = n.map(|x| (x / len * 1e4).round() as i64);
+                if !normals.contains(&q) {
+                    normals.push(q);
+                }
+            }
         }
     }
     normals.len() >= MIN_STONE_FACETS

@@ -86,13 +86,16 @@ pub struct Analysis {
     pub inverted: bool,
     /// Closed inside-out shells inside a solid: hollows, already subtracted.
     pub voids: u64,
-    /// Shells taken for gemstones (see [`ShellKind::Stone`] for the rule).
+    /// Gemstones found by the stone rule (see [`ShellKind::Stone`]); closed
+    /// shells inside a stone ([`ShellKind::StonePart`]) are not counted again.
     pub stones: u64,
     /// Volume of material other than stones, mm³: solids minus voids, with
-    /// inside-out shells counted positive.
+    /// inside-out shells counted positive. This is what the price weighs.
     pub metal_volume_mm3: f64,
-    /// Volume of the shells taken for stones, mm³.
+    /// Volume of the shells taken for stones and their parts, mm³.
     pub stone_volume_mm3: f64,
+    /// Which rule decided what is metal.
+    pub metal_rule: MetalRule,
     /// Per-shell measures, at most [`analysis::MAX_LISTED_SHELLS`] (largest first
     /// when cut; a `ShellListTruncated` warning says so).
     pub shell_details: Vec<Shell>,
@@ -130,12 +133,48 @@ pub enum ShellKind {
     Inverted,
     /// Closed, facing outwards, inside another solid (overlapping material).
     Nested,
-    /// A gemstone by this rule: in a model of several shells, a closed,
-    /// outward-facing, genus-0, convex shell with at least 8 facet planes and
-    /// at most a quarter of the volume of the largest solid.
+    /// A gemstone by the stone rule (docs/geometry.md, "Stone rule"): in a
+    /// model of several shells, a closed, outward-facing, genus-0 shell other
+    /// than the metal body (the largest solid), at most a quarter of its
+    /// volume and near it, compact (36πV²/A³ ≥ 0.45), star-shaped from its
+    /// centroid, with at least 8 facet planes and at most 5,000 triangles.
     Stone,
+    /// A closed shell inside a stone (exporters write a gem as several
+    /// overlapping shells, e.g. an inner reflection shell and a crown): part of
+    /// that stone, not metal, and not counted as another stone.
+    StonePart,
     /// Has open edges: its volume is not meaningful.
     Open,
+}
+
+/// Which rule decided what of the model is metal (and so what the price weighs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetalRule {
+    /// The model is one shell: all of it is metal.
+    SingleShell,
+    /// Several shells and none is a stone: all are metal (voids subtract,
+    /// inside-out shells count positive).
+    AllShells,
+    /// Shells found by the stone rule (and the shells inside them) are left out;
+    /// the rest is metal.
+    StonesExcluded,
+}
+
+impl MetalRule {
+    /// The rule in one English sentence (callers translate by the variant).
+    pub fn describe(self) -> &'static str {
+        match self {
+            MetalRule::SingleShell => "one shell: the whole model is metal",
+            MetalRule::AllShells => {
+                "several shells, none of them a stone: all shells are metal (voids subtracted)"
+            }
+            MetalRule::StonesExcluded => {
+                "stones left out: small, compact, convex, genus-0 closed shells near the largest \
+                 solid (and shells inside them) are stones; the rest is metal"
+            }
+        }
+    }
 }
 
 /// A remark about the model, with an English message; callers translate by `kind`.
@@ -156,7 +195,7 @@ pub enum Warning {
     Voids { count: u64 },
     #[error("{count} shells lie inside other shells; their volume is counted twice")]
     NestedShells { count: u64 },
-    #[error("{count} shells look like stones and are left out of the metal volume")]
+    #[error("stones left out of the metal volume (by the stone rule): {count}")]
     Stones { count: u64 },
     #[error("{count} triangles have zero area")]
     DegenerateTriangles { count: u64 },

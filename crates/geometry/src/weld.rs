@@ -53,9 +53,12 @@ const EMPTY_SLOT: Slot = Slot {
 /// coordinate is not finite or beyond [`MAX_COORD`].
 #[inline(always)]
 fn code(bits: u32) -> (u32, bool) {
-    let c = f32::from_bits(bits);
-    let ok = f64::from(c).abs() < MAX_COORD;
-    if c.abs() < SMALL {
+    // On the magnitude's bits (integer compares; NaN and infinities are above
+    // every finite magnitude). MAX_COORD = 1e10 = 9765625·2¹⁰ is exact in f32.
+    let mag = bits & 0x7FFF_FFFF;
+    let ok = mag < (MAX_COORD as f32).to_bits();
+    if mag < SMALL.to_bits() {
+        let c = f32::from_bits(bits);
         let y = f64::from(c) * 1e8;
         let k = (y + 0.5f64.copysign(y)) as i64;
         ((k + SMALL_BIAS) as u32, ok)
@@ -82,10 +85,12 @@ fn bits_at(b: &[u8], at: usize) -> u32 {
 #[inline(always)]
 fn corner_bits(recs: &[u8], c: usize) -> [u32; 3] {
     let at = (c / 3) * 50 + 12 + 12 * (c % 3);
+    // One bounds check for the 12 bytes, then plain loads.
+    let w: &[u8; 12] = recs[at..at + 12].try_into().expect("12 bytes");
     [
-        bits_at(recs, at),
-        bits_at(recs, at + 4),
-        bits_at(recs, at + 8),
+        u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+        u32::from_le_bytes([w[4], w[5], w[6], w[7]]),
+        u32::from_le_bytes([w[8], w[9], w[10], w[11]]),
     ]
 }
 
@@ -174,35 +179,49 @@ fn weld_part(
         let m = BATCH.min(n - tri);
         let mut bad = false;
         let mut misses = 0usize;
-        for i in 0..m * 3 {
-            let at = (tri + i / 3) * 50 + 12 + 12 * (i % 3);
-            let (x, ox) = code(bits_at(recs, at));
-            let (y, oy) = code(bits_at(recs, at + 4));
-            let (z, oz) = code(bits_at(recs, at + 8));
-            bad |= !(ox & oy & oz);
-            let k = [x, y, z];
-            let h = hash(&k);
-            if pbits != 0 && (h >> (64 - pbits)) as u32 != part {
-                continue;
-            }
-            let r = recent[(h >> 16) as usize & (RECENT - 1)];
-            if r.local != EMPTY && r.code == k {
-                // SAFETY: corner tri*3+i is in bounds (3n corners) and belongs
-                // to this part only, so no other thread writes it.
-                unsafe { *out.ptr().add(tri * 3 + i) = r.local | (part << LOCAL_BITS) };
-                continue;
-            }
-            codes[misses] = k;
-            hashes[misses] = h;
-            todo[misses] = i as u8;
-            misses += 1;
-            #[cfg(target_arch = "x86_64")]
-            {
-                let ptr = t.slots.as_ptr().wrapping_add(t.home(h)) as *const i8;
-                // SAFETY: a prefetch is a hint and never faults.
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr)
+        let batch = &recs[tri * 50..(tri + m) * 50];
+        for (ti, rec) in batch.chunks_exact(50).enumerate() {
+            // The three corners as one fixed-size array: plain loads, no
+            // per-byte bounds checks.
+            let xyz: &[u8; 36] = rec[12..48].try_into().expect("36 bytes");
+            for v in 0..3 {
+                let i = ti * 3 + v;
+                let word = |j: usize| {
+                    u32::from_le_bytes([
+                        xyz[12 * v + 4 * j],
+                        xyz[12 * v + 4 * j + 1],
+                        xyz[12 * v + 4 * j + 2],
+                        xyz[12 * v + 4 * j + 3],
+                    ])
                 };
+                let (x, ox) = code(word(0));
+                let (y, oy) = code(word(1));
+                let (z, oz) = code(word(2));
+                bad |= !(ox & oy & oz);
+                let k = [x, y, z];
+                let h = hash(&k);
+                if pbits != 0 && (h >> (64 - pbits)) as u32 != part {
+                    continue;
+                }
+                let r = recent[(h >> 16) as usize & (RECENT - 1)];
+                if r.local != EMPTY && r.code == k {
+                    // SAFETY: corner tri*3+i is in bounds (3n corners) and belongs
+                    // to this part only, so no other thread writes it.
+                    unsafe { *out.ptr().add(tri * 3 + i) = r.local | (part << LOCAL_BITS) };
+                    continue;
+                }
+                codes[misses] = k;
+                hashes[misses] = h;
+                todo[misses] = i as u8;
+                misses += 1;
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let ptr = t.slots.as_ptr().wrapping_add(t.home(h)) as *const i8;
+                    // SAFETY: a prefetch is a hint and never faults.
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr)
+                    };
+                }
             }
         }
         if bad {

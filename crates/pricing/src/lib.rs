@@ -10,7 +10,7 @@ use domain::events::{
     BBox, Envelope, Event as _, GeometrySummary, PricingCompleted, PricingFailed, PricingRequested,
     Quote,
 };
-use domain::price::{self, MaterialSnapshot, PriceInput, PricingRules};
+use domain::price::{self, MaterialSnapshot, MetalRule, PriceInput, PricingRules};
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,16 @@ pub struct Measured {
     pub boundary_edges: u64,
     pub nonmanifold_edges: u64,
     pub warnings: Vec<String>,
+    /// The volume to weigh as metal, mm³ (stones left out); measurements
+    /// cached before it was recorded lack it and weigh |volume_mm3|.
+    #[serde(default)]
+    pub metal_volume_mm3: Option<f64>,
+    #[serde(default)]
+    pub stones: u64,
+    #[serde(default)]
+    pub stone_volume_mm3: f64,
+    #[serde(default)]
+    pub metal_rule: MetalRule,
 }
 
 impl From<&geometry::Analysis> for Measured {
@@ -65,6 +75,14 @@ impl From<&geometry::Analysis> for Measured {
             boundary_edges: a.boundary_edges,
             nonmanifold_edges: a.nonmanifold_edges,
             warnings: a.warnings.iter().map(|w| w.to_string()).collect(),
+            metal_volume_mm3: Some(a.metal_volume_mm3),
+            stones: a.stones,
+            stone_volume_mm3: a.stone_volume_mm3,
+            metal_rule: match a.metal_rule {
+                geometry::MetalRule::SingleShell => MetalRule::SingleShell,
+                geometry::MetalRule::AllShells => MetalRule::AllShells,
+                geometry::MetalRule::StonesExcluded => MetalRule::StonesExcluded,
+            },
         }
     }
 }
@@ -83,6 +101,12 @@ impl Measured {
         self.boundary_edges == 0 && self.nonmanifold_edges == 0 && self.triangles > 0
     }
 
+    /// The volume weighed as metal, mm³: the model's with its stones left out
+    /// (inside-out parts counted positive).
+    pub fn metal_volume(&self) -> f64 {
+        self.metal_volume_mm3.unwrap_or(self.volume_mm3).abs()
+    }
+
     /// The geometry as every service reports it, with the metal weight for a density.
     pub fn summary(&self, density_g_cm3: f64) -> GeometrySummary {
         GeometrySummary {
@@ -96,7 +120,10 @@ impl Measured {
             watertight: self.watertight(),
             boundary_edges: self.boundary_edges,
             nonmanifold_edges: self.nonmanifold_edges,
-            weight_g: price::weight_mg(self.volume_mm3, density_g_cm3) as f64 / 1000.0,
+            weight_g: price::weight_mg(self.metal_volume(), density_g_cm3) as f64 / 1000.0,
+            metal_volume_mm3: Some(self.metal_volume()),
+            stones: self.stones,
+            metal_rule: self.metal_rule,
             warnings: self.warnings.clone(),
         }
     }
@@ -116,8 +143,9 @@ impl Measured {
         }
     }
 
-    /// Prices the model in a material. An inside-out model is priced by its
-    /// absolute volume (the warning says so).
+    /// Prices the model in a material: the metal volume (stones left out, see
+    /// [`MetalRule`]) is weighed. An inside-out model is priced by its absolute
+    /// volume (the warning says so).
     pub fn quote(
         &self,
         material: &MaterialSnapshot,
@@ -132,10 +160,12 @@ impl Measured {
             });
         }
         let input = PriceInput {
-            volume_mm3: self.volume_mm3,
+            volume_mm3: self.metal_volume(),
             area_mm2: self.area_mm2,
             shells: self.shells,
             triangles: self.triangles,
+            stones: self.stones,
+            metal_rule: self.metal_rule,
         };
         let (total, breakdown) = price::price(&input, material, rules);
         Ok((
@@ -180,9 +210,11 @@ pub fn measure_and_render(
     Ok((measured, preview::render(&mesh)))
 }
 
-/// Where a content hash's measurement is cached, next to the models.
+/// Where a content hash's measurement is cached, next to the models. The
+/// version in the path changes whenever the analysis does (v2: stones and the
+/// metal rule), so a cached measurement is always the current analysis'.
 pub fn measurement_key(content_sha256: &str) -> ObjectPath {
-    ObjectPath::from(format!("measurements/{content_sha256}.json"))
+    ObjectPath::from(format!("measurements/v2/{content_sha256}.json"))
 }
 
 /// Where a content hash's preview picture is stored, next to the models.
@@ -337,5 +369,67 @@ impl Handler for Worker {
         };
         // Acked only once the result is durable on the bus.
         self.bus.publish(&out).await.map_err(DeliveryError::Retry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::money::Currency;
+
+    fn gold() -> MaterialSnapshot {
+        MaterialSnapshot {
+            code: "AU585Y".into(),
+            version: 1,
+            name_en: "585 yellow gold".into(),
+            name_ru: "Золото 585 жёлтое".into(),
+            density_g_cm3: 13.1,
+            price_per_gram_minor: 750_000,
+            currency: Currency::RUB,
+        }
+    }
+
+    #[test]
+    fn the_x1_ring_is_priced_by_its_band_without_its_stones() {
+        // shared/models/jewelry_JP004A-X1_ring_with_stones.obj: a band of
+        // 2,076.40 mm³ and 7 set brilliants (each written as 3 shells; see
+        // geometry's tests/it/real.rs for why those are stones). The whole
+        // model is 2,107.27 mm³; only the band is gold: 2,076.4003 × 13.1 =
+        // 27,200.8 mg, so 27.201 g, not 27.605 g.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/models/jewelry_JP004A-X1_ring_with_stones.obj"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let m = measure(&bytes, &geometry::Limits::default()).unwrap();
+        assert_eq!((m.stones, m.metal_rule), (7, MetalRule::StonesExcluded));
+        assert!((m.volume_mm3 - 2107.273).abs() < 1e-3, "{}", m.volume_mm3);
+        let (g, q) = m.quote(&gold(), &PricingRules::default()).unwrap();
+        assert_eq!(g.weight_g, 27.201);
+        assert_eq!(q.breakdown.weight_g, 27.201);
+        assert_eq!(
+            (
+                g.stones,
+                g.metal_rule,
+                q.breakdown.stones,
+                q.breakdown.metal_rule
+            ),
+            (7, MetalRule::StonesExcluded, 7, MetalRule::StonesExcluded)
+        );
+        assert!((q.breakdown.metal_volume_mm3.unwrap() - 2076.4003).abs() < 1e-3);
+        // metal = 27.201 g × 7 500,00 ₽ × 1.08
+        assert_eq!(q.breakdown.lines[0].amount_minor, 22_032_810);
+    }
+
+    #[test]
+    fn a_measurement_cached_before_stones_weighs_the_whole_model() {
+        let old = r#"{"format":"binary STL","triangles":12,"vertices":8,"volume_mm3":-1000.0,
+            "area_mm2":600.0,"bbox_mm":{"x":10.0,"y":10.0,"z":10.0},"shells":1,
+            "boundary_edges":0,"nonmanifold_edges":0,"warnings":[]}"#;
+        let m: Measured = serde_json::from_str(old).unwrap();
+        assert_eq!(m.metal_rule, MetalRule::WholeModel);
+        assert_eq!(m.metal_volume(), 1000.0);
+        let (g, _) = m.quote(&gold(), &PricingRules::default()).unwrap();
+        assert_eq!(g.weight_g, 13.1);
     }
 }

@@ -112,6 +112,23 @@ fn analyze_prints_one_json_object_per_file_and_fails_on_an_unreadable_one() {
     );
     assert_eq!(lines[1]["file"], junk.to_str().unwrap());
     assert_eq!(lines[2]["triangles"], 11422);
+    assert_eq!(
+        (c["metal_rule"].as_str(), c["stones"].as_u64()),
+        (Some("single_shell"), Some(0))
+    );
+
+    // The ring with set stones: 7 stones found, the band alone is metal, and
+    // the line says by which rule (see crates/geometry/tests/it/real.rs).
+    let x1 = models("jewelry_JP004A-X1_ring_with_stones.obj");
+    let out = alexandrite(&["analyze", "--json", &x1], dir.path());
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["stones"].as_u64(), v["metal_rule"].as_str()),
+        (Some(7), Some("stones_excluded"))
+    );
+    assert!((v["metal_volume_mm3"].as_f64().unwrap() - 2076.4003).abs() < 1e-3);
+    assert!(v["metal_rule_text"].as_str().unwrap().contains("stones"));
 
     let out = alexandrite(&["analyze", "--material", "GOLDISH", &cube], dir.path());
     assert!(!out.status.success());
@@ -206,7 +223,7 @@ async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&cube));
     let store = app.store();
-    let cached = object_store::path::Path::from(format!("measurements/{sha}.json"));
+    let cached = object_store::path::Path::from(format!("measurements/v2/{sha}.json"));
     let bytes = store
         .get(&cached)
         .await
@@ -216,8 +233,11 @@ async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
         .unwrap();
     let mut m: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(m["volume_mm3"], 1000.0);
+    assert_eq!(m["metal_volume_mm3"], 1000.0);
+    assert_eq!(m["metal_rule"], "single_shell");
     // Tamper with it: if the second order shows this volume, it was not recomputed.
     m["volume_mm3"] = serde_json::json!(2000.0);
+    m["metal_volume_mm3"] = serde_json::json!(2000.0);
     store
         .put(&cached, serde_json::to_vec(&m).unwrap().into())
         .await

@@ -1,7 +1,7 @@
 //! Real third-party files from shared/models (see MANIFEST.md and
 //! shared/bench/FINDINGS.md for where the reference answers come from).
 
-use geometry::{Format, ShellKind, Warning};
+use geometry::{Format, MetalRule, ShellKind, Warning};
 
 use crate::common::{analyze_model, rel_err};
 
@@ -213,4 +213,79 @@ fn clean_files_of_every_kind() {
             assert!(rel_err(a.volume_mm3, v) < tol, "{file}: {}", a.volume_mm3);
         }
     }
+}
+
+#[test]
+fn x1_ring_stones_are_found_and_only_the_band_is_metal() {
+    // MANIFEST: "ring + set stones … 22 closed shells when welded. Which shells
+    // are metal and which are stones?" Welded, the file is one genus-1 band
+    // (17,166 triangles, 2,076.40 mm³) and 21 genus-0 shells of 408 triangles
+    // each, in 7 places around the band's outer surface, 3 shells per place:
+    // a round brilliant 2.0 mm across and 1.28 mm deep (pavilion to a culet,
+    // girdle, crown to a table; 1.7534 mm³; isoperimetric quotient 0.61), a
+    // copy shrunk by ~0.03 mm inside it (1.5996 mm³) and a crown-only piece
+    // (1.0574 mm³) whose centroid is inside it — an exporter's render layers of
+    // one gem. A 2 mm brilliant of 1.75 mm³ is 0.03 ct, as expected for such
+    // a ring. So: 7 stones, 14 parts of stones, metal = the band alone.
+    // (Measured independently with trimesh after merge_vertices: band
+    // 2076.4003 mm³; the shells' volumes as above.)
+    let a = analyze_model("jewelry_JP004A-X1_ring_with_stones.obj");
+    assert_eq!(a.shells, 22);
+    assert_eq!(a.stones, 7);
+    assert_eq!(a.metal_rule, MetalRule::StonesExcluded);
+    let count = |k: ShellKind| a.shell_details.iter().filter(|s| s.kind == k).count();
+    assert_eq!(count(ShellKind::Stone), 7);
+    assert_eq!(count(ShellKind::StonePart), 14);
+    assert_eq!(count(ShellKind::Solid), 1);
+    let band = a
+        .shell_details
+        .iter()
+        .find(|s| s.kind == ShellKind::Solid)
+        .unwrap();
+    assert_eq!((band.triangles, band.genus), (17_166, Some(1)));
+    assert!(
+        rel_err(a.metal_volume_mm3, 2076.4003) < 1e-7,
+        "{}",
+        a.metal_volume_mm3
+    );
+    assert_eq!(a.metal_volume_mm3, band.volume_mm3);
+    for s in a
+        .shell_details
+        .iter()
+        .filter(|s| s.kind == ShellKind::Stone)
+    {
+        assert_eq!((s.triangles, s.genus), (408, Some(0)));
+        assert!(rel_err(s.volume_mm3, 1.7534) < 1e-4, "{}", s.volume_mm3);
+    }
+    assert!(rel_err(a.stone_volume_mm3, 7.0 * 1.7534) < 1e-4);
+    assert!(a.warnings.contains(&Warning::Stones { count: 7 }));
+}
+
+#[test]
+fn a_band_with_one_stone_and_metal_without_stones() {
+    // A_7m_28_O: a band (genus 1) with one brilliant written as 3 shells like
+    // the X1 ring's (213.8 / 212.9 / 121.9 in the file's units, the same
+    // shape as jewelry_diamond_13mm): 1 stone, 2 parts.
+    let a = analyze_model("jewelry_A_7m_28_O_band.obj");
+    assert_eq!((a.shells, a.stones), (4, 1));
+    assert_eq!(a.metal_rule, MetalRule::StonesExcluded);
+    let band = a.shell_details.iter().find(|s| s.genus == Some(1)).unwrap();
+    assert_eq!(a.metal_volume_mm3, band.volume_mm3);
+    // Metal in several pieces is not taken for stones: the franout bracelet's
+    // 10 small closed genus-0 pieces are flat plates (isoperimetric quotient
+    // 0.13–0.41, far from a cut stone's ~0.6); the counter's 5 small shells are
+    // concave; the 3MF pyramids and cubes have too few facets.
+    for file in [
+        "franout_bracelet_11shells.bin.stl",
+        "trimesh_counter.bin.stl",
+        "trimesh_pyramids.3mf",
+        "generated/two_rings_disjoint.bin.stl",
+    ] {
+        let a = analyze_model(file);
+        assert_eq!(a.stones, 0, "{file}");
+        assert_eq!(a.metal_rule, MetalRule::AllShells, "{file}");
+        assert!(rel_err(a.metal_volume_mm3, a.volume_mm3) < 1e-12, "{file}");
+    }
+    let a = analyze_model("ring_showcase_ring.bin.stl");
+    assert_eq!(a.metal_rule, MetalRule::SingleShell);
 }
