@@ -114,6 +114,13 @@ CREATE TABLE uploads (
 );
 ";
 
+/// Trace context: each outbox row keeps the span that wrote it; each status
+/// change the trace it happened in.
+const TRACES: &str = concat!(
+    "ALTER TABLE status_history ADD COLUMN trace_id TEXT;\n",
+    "ALTER TABLE outbox ADD COLUMN traceparent TEXT;\n"
+);
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
 
@@ -147,5 +154,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "direct uploads",
         sqlite: UPLOADS,
         postgres: UPLOADS,
+    },
+    Migration {
+        version: 6,
+        description: "trace ids in history and outbox",
+        sqlite: TRACES,
+        postgres: TRACES,
     },
 ];
