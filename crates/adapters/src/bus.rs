@@ -112,12 +112,50 @@ CREATE TABLE dead_letters (
     dead_at_ms BIGINT NOT NULL
 );";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "embedded bus",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+/// Message headers: the trace context travels beside the body, as on a broker.
+const HEADERS: &str = "ALTER TABLE messages ADD COLUMN traceparent TEXT;
+ALTER TABLE dead_letters ADD COLUMN traceparent TEXT;";
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "embedded bus",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    Migration {
+        version: 2,
+        description: "trace context header",
+        sqlite: HEADERS,
+        postgres: HEADERS,
+    },
+];
+
+/// What travels in a message's body: the envelope without its trace context,
+/// which is a header (`traceparent`, stamped from the current span if the
+/// envelope has none).
+pub(crate) fn body_and_traceparent(env: &Envelope) -> (Envelope, Option<String>) {
+    let traceparent = env
+        .traceparent
+        .clone()
+        .or_else(crate::telemetry::traceparent);
+    (
+        Envelope {
+            traceparent: None,
+            ..env.clone()
+        },
+        traceparent,
+    )
+}
+
+/// The span a delivery is handled in: a child of the span that published the
+/// message (its `traceparent` header), so one trace crosses the bus.
+pub(crate) fn consume_span(queue: &str, env: &Envelope, deliveries: i64) -> tracing::Span {
+    let span = tracing::info_span!("bus.consume", queue, kind = %env.kind, event_id = %env.event_id,
+        order_id = %env.order_id, deliveries);
+    crate::telemetry::set_parent(&span, env.traceparent.as_deref());
+    span
+}
 
 /// How long a claimed message stays invisible to other consumers.
 const LEASE_MS: i64 = 60_000;
@@ -170,7 +208,7 @@ impl EmbeddedBus {
         let row = sqlx::query(
             "UPDATE messages SET deliveries = deliveries + 1, visible_at_ms = $1 \
              WHERE id = (SELECT id FROM messages WHERE queue = $2 AND visible_at_ms <= $3 ORDER BY id LIMIT 1) \
-             RETURNING id, deliveries, body",
+             RETURNING id, deliveries, body, traceparent",
         )
         .bind(now + LEASE_MS)
         .bind(queue)
@@ -181,8 +219,14 @@ impl EmbeddedBus {
         let id: i64 = row.try_get("id")?;
         let deliveries: i64 = row.try_get("deliveries")?;
         let body: String = row.try_get("body")?;
+        let header: Option<String> = row.try_get("traceparent")?;
         match serde_json::from_str::<Envelope>(&body) {
-            Ok(env) => Ok(Some((id, deliveries, env))),
+            Ok(mut env) => {
+                if header.is_some() {
+                    env.traceparent = header;
+                }
+                Ok(Some((id, deliveries, env)))
+            }
             Err(e) => {
                 self.dead_letter(id, &format!("unreadable message: {e}"))
                     .await?;
@@ -194,8 +238,8 @@ impl EmbeddedBus {
     async fn dead_letter(&self, id: i64, reason: &str) -> anyhow::Result<()> {
         let mut tx = self.db.begin_write().await?;
         sqlx::query(
-            "INSERT INTO dead_letters (queue, event_id, kind, order_id, body, reason, deliveries, dead_at_ms) \
-             SELECT queue, event_id, kind, order_id, body, $1, deliveries, $2 FROM messages WHERE id = $3",
+            "INSERT INTO dead_letters (queue, event_id, kind, order_id, body, reason, deliveries, dead_at_ms, traceparent) \
+             SELECT queue, event_id, kind, order_id, body, $1, deliveries, $2, traceparent FROM messages WHERE id = $3",
         )
         .bind(reason)
         .bind(domain::to_ms(domain::now()))
@@ -275,8 +319,10 @@ impl EmbeddedBus {
             };
             let h = handler.clone();
             let e2 = env.clone();
+            let span = consume_span(queue, &env, deliveries);
             // A panicking handler is a failed delivery, not a dead worker.
-            let result = match tokio::spawn(async move { h.handle(e2).await }).await {
+            let handled = tracing::Instrument::instrument(async move { h.handle(e2).await }, span);
+            let result = match tokio::spawn(handled).await {
                 Ok(r) => r,
                 Err(join) => Err(DeliveryError::Retry(anyhow::anyhow!(
                     "handler panicked: {join}"
@@ -318,7 +364,8 @@ impl Bus for EmbeddedBus {
     }
 
     async fn publish(&self, env: &Envelope) -> anyhow::Result<()> {
-        let body = serde_json::to_string(env)?;
+        let (body, traceparent) = body_and_traceparent(env);
+        let body = serde_json::to_string(&body)?;
         let now = domain::to_ms(domain::now());
         let mut tx = self.db.begin_write().await?;
         let queues: Vec<String> =
@@ -336,8 +383,8 @@ impl Bus for EmbeddedBus {
         );
         for q in &queues {
             sqlx::query(
-                "INSERT INTO messages (queue, event_id, kind, order_id, body, visible_at_ms, created_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
+                "INSERT INTO messages (queue, event_id, kind, order_id, body, visible_at_ms, created_at_ms, traceparent) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
             )
             .bind(q)
             .bind(env.event_id.to_string())
@@ -345,6 +392,7 @@ impl Bus for EmbeddedBus {
             .bind(env.order_id.to_string())
             .bind(&body)
             .bind(now)
+            .bind(&traceparent)
             .execute(&mut *tx)
             .await?;
         }
@@ -415,8 +463,8 @@ impl Bus for EmbeddedBus {
     async fn replay(&self, id: i64) -> anyhow::Result<bool> {
         let mut tx = self.db.begin_write().await?;
         let moved = sqlx::query(
-            "INSERT INTO messages (queue, event_id, kind, order_id, body, visible_at_ms, created_at_ms) \
-             SELECT queue, event_id, kind, order_id, body, 0, $1 FROM dead_letters WHERE id = $2",
+            "INSERT INTO messages (queue, event_id, kind, order_id, body, visible_at_ms, created_at_ms, traceparent) \
+             SELECT queue, event_id, kind, order_id, body, 0, $1, traceparent FROM dead_letters WHERE id = $2",
         )
         .bind(domain::to_ms(domain::now()))
         .bind(id)

@@ -7,6 +7,7 @@ pub mod inbox;
 pub mod objects;
 pub mod outbox;
 pub mod rabbit;
+pub mod telemetry;
 pub mod views;
 
 pub use bus::{Bus, DeliveryError, Handler, QueueSpec};

@@ -4,6 +4,7 @@
 
 use crate::bus::Bus;
 use crate::db::{Backend, Db};
+use crate::telemetry;
 use domain::events::Envelope;
 use sqlx::{Any, Row, Transaction};
 use std::sync::Arc;
@@ -38,16 +39,27 @@ pub const SQL_PG: &str = "CREATE TABLE outbox (
 );
 CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at_ms IS NULL;";
 
-/// Adds an event to the outbox inside the caller's transaction.
+/// The later column every outbox has: the `traceparent` of the span that
+/// wrote the row (services add it in their own migration, with this text).
+pub const SQL_TRACEPARENT: &str = "ALTER TABLE outbox ADD COLUMN traceparent TEXT;\n";
+
+/// Adds an event to the outbox inside the caller's transaction, with the
+/// trace context of the current span (unless the envelope names one).
 pub async fn enqueue(tx: &mut Transaction<'static, Any>, env: &Envelope) -> sqlx::Result<()> {
+    let traceparent = env.traceparent.clone().or_else(telemetry::traceparent);
+    let body = Envelope {
+        traceparent: None,
+        ..env.clone()
+    };
     sqlx::query(
-        "INSERT INTO outbox (event_id, kind, order_id, body, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox (event_id, kind, order_id, body, created_at_ms, traceparent) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(env.event_id.to_string())
     .bind(&env.kind)
     .bind(env.order_id.to_string())
-    .bind(serde_json::to_string(env).expect("envelope serialises"))
+    .bind(serde_json::to_string(&body).expect("envelope serialises"))
     .bind(domain::to_ms(domain::now()))
+    .bind(traceparent)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -109,7 +121,7 @@ impl Relay {
             Backend::Postgres => Some(self.db.pool().begin().await?),
         };
         let sql = format!(
-            "SELECT seq, body FROM outbox WHERE sent_at_ms IS NULL ORDER BY seq LIMIT 100{claim}"
+            "SELECT seq, body, traceparent FROM outbox WHERE sent_at_ms IS NULL ORDER BY seq LIMIT 100{claim}"
         );
         let rows = match tx.as_mut() {
             Some(tx) => sqlx::query(&sql).fetch_all(&mut **tx).await?,
@@ -120,8 +132,17 @@ impl Relay {
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
             let body: String = row.try_get("body")?;
-            let env: Envelope = serde_json::from_str(&body)?;
-            let error = self.bus.publish(&env).await.err();
+            let mut env: Envelope = serde_json::from_str(&body)?;
+            // The publication is a span of the trace that wrote the row; the
+            // event carries this span's context to its consumers.
+            let span = tracing::info_span!("outbox.publish", producer = self.producer,
+                kind = %env.kind, event_id = %env.event_id, order_id = %env.order_id);
+            let stored: Option<String> = row.try_get("traceparent")?;
+            telemetry::set_parent(&span, stored.as_deref().or(env.traceparent.as_deref()));
+            env.traceparent = telemetry::traceparent_of(&span);
+            let error = tracing::Instrument::instrument(self.bus.publish(&env), span.clone())
+                .await
+                .err();
             let q = match &error {
                 None => sqlx::query(
                     "UPDATE outbox SET sent_at_ms = $1, attempts = attempts + 1 WHERE seq = $2",
@@ -140,8 +161,7 @@ impl Relay {
             match error {
                 None => {
                     sent += 1;
-                    tracing::debug!(producer = self.producer, event_id = %env.event_id, kind = %env.kind,
-                        order_id = %env.order_id, "event published");
+                    span.in_scope(|| tracing::debug!("event published"));
                 }
                 Some(e) => {
                     // Stop here so events leave in the order they were written.

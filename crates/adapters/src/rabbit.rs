@@ -35,6 +35,10 @@ use tokio::task::JoinSet;
 pub const EVENTS_EXCHANGE: &str = "alexandrite.events";
 /// The direct exchange dead letters go through, routed by queue name.
 pub const DEAD_LETTER_EXCHANGE: &str = "alexandrite.dlx";
+/// Message headers: the event's id, and the W3C trace context of the span
+/// that published it (the body carries the event alone).
+pub const EVENT_ID_HEADER: &str = "event_id";
+pub const TRACEPARENT_HEADER: &str = crate::telemetry::TRACEPARENT;
 /// Seconds between heartbeats when the URL does not say.
 const HEARTBEAT_S: u32 = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -319,7 +323,12 @@ impl RabbitBus {
         let before = header_i64(&delivery, "x-delivery-count").unwrap_or(0);
         let deliveries = before + 1;
         let env = match serde_json::from_slice::<Envelope>(&delivery.data) {
-            Ok(env) => env,
+            Ok(mut env) => {
+                if let Some(tp) = header_string(&delivery, TRACEPARENT_HEADER) {
+                    env.traceparent = Some(tp);
+                }
+                env
+            }
             Err(e) => {
                 let id = delivery
                     .properties
@@ -341,8 +350,7 @@ impl RabbitBus {
                 return;
             }
         };
-        let span = tracing::info_span!("bus.deliver", queue, event_id = %env.event_id,
-            kind = %env.kind, order_id = %env.order_id, deliveries);
+        let span = crate::bus::consume_span(queue, &env, deliveries);
         let event_id = env.event_id.to_string();
         let h = handler.clone();
         // A panicking handler is a failed delivery, not a dead consumer.
@@ -524,6 +532,13 @@ fn header_i64(d: &Delivery, name: &str) -> Option<i64> {
     }
 }
 
+fn header_string(d: &Delivery, name: &str) -> Option<String> {
+    match d.properties.headers().as_ref()?.inner().get(name)? {
+        v @ (AMQPValue::LongString(_) | AMQPValue::ShortString(_)) => Some(value_string(v)),
+        _ => None,
+    }
+}
+
 fn value_string(v: &AMQPValue) -> String {
     match v {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
@@ -639,12 +654,13 @@ impl Bus for RabbitBus {
     }
 
     async fn publish(&self, env: &Envelope) -> anyhow::Result<()> {
-        let body = serde_json::to_vec(env)?;
+        let (body, traceparent) = crate::bus::body_and_traceparent(env);
+        let body = serde_json::to_vec(&body)?;
         let event_id = env.event_id.to_string();
         let mut headers = FieldTable::default();
-        headers.insert("event_id".into(), long(&event_id));
-        if let Some(tp) = &env.traceparent {
-            headers.insert("traceparent".into(), long(tp));
+        headers.insert(EVENT_ID_HEADER.into(), long(&event_id));
+        if let Some(tp) = &traceparent {
+            headers.insert(TRACEPARENT_HEADER.into(), long(tp));
         }
         let props = BasicProperties::default()
             .with_delivery_mode(2)

@@ -69,6 +69,40 @@ async fn messages_survive_a_restart_and_are_delivered_to_the_next_process() {
 }
 
 #[tokio::test]
+async fn the_trace_context_travels_in_the_message_headers() {
+    contract::trace_context_travels_in_the_message_headers(
+        &Embedded::new(),
+        &contract::unique_queue(3),
+    )
+    .await;
+}
+
+/// The embedded bus keeps the trace context as a header column beside the
+/// body, like a broker's message headers.
+#[tokio::test]
+async fn the_embedded_bus_stores_the_trace_context_beside_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = adapters::db::sqlite_url(&dir.path().join("bus.sqlite"));
+    let bus = EmbeddedBus::open(&url).await.unwrap();
+    let q = contract::unique_queue(3);
+    bus.declare(&q).await.unwrap();
+    let ev = contract::event(q.bindings[0]);
+    bus.publish(&ev).await.unwrap();
+    let db = adapters::Db::connect(&url, &[]).await.unwrap();
+    let row = sqlx::query("SELECT body, traceparent FROM messages WHERE event_id = $1")
+        .bind(ev.event_id.to_string())
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    use sqlx::Row;
+    let tp: Option<String> = row.try_get("traceparent").unwrap();
+    assert_eq!(tp, ev.traceparent);
+    let body: serde_json::Value =
+        serde_json::from_str(&row.try_get::<String, _>("body").unwrap()).unwrap();
+    assert!(body.get("traceparent").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn the_url_scheme_picks_the_implementation() {
     let dir = tempfile::tempdir().unwrap();
     let url = adapters::db::sqlite_url(&dir.path().join("bus.sqlite"));

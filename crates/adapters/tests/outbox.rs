@@ -1,6 +1,9 @@
 //! The outbox relay on PostgreSQL: several relays (several processes of one
 //! service) draining the same outbox publish every event exactly once.
 
+#[allow(dead_code)]
+mod contract;
+
 use adapters::bus::{EmbeddedBus, QueueSpec};
 use adapters::outbox::{self, Relay};
 use adapters::{Bus, Db, Migration};
@@ -9,12 +12,20 @@ use domain::events::{Actor, Envelope, OrderConfirmed};
 use sqlx::Connection;
 use std::sync::Arc;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "outbox",
-    sqlite: outbox::SQL,
-    postgres: outbox::SQL_PG,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "outbox",
+        sqlite: outbox::SQL,
+        postgres: outbox::SQL_PG,
+    },
+    Migration {
+        version: 2,
+        description: "outbox trace context",
+        sqlite: outbox::SQL_TRACEPARENT,
+        postgres: outbox::SQL_TRACEPARENT,
+    },
+];
 
 async fn fresh_postgres() -> String {
     let base = std::env::var("ALEXANDRITE_TEST_POSTGRES_URL")
@@ -93,4 +104,62 @@ async fn two_relays_on_one_postgres_outbox_publish_each_event_once() {
         vec![("sink".to_string(), N as i64)],
         "each event on the bus once"
     );
+}
+
+/// An event leaves the outbox in the trace of the span that wrote it: the row
+/// keeps that span's `traceparent`; the relay publishes in a child span whose
+/// context the message carries to the consumer.
+#[tokio::test]
+async fn an_event_is_published_in_the_trace_of_the_span_that_wrote_it() {
+    contract::tracing_layer();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(
+        &adapters::db::sqlite_url(&dir.path().join("svc.sqlite")),
+        MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let bus: Arc<dyn Bus> =
+        EmbeddedBus::open(&adapters::db::sqlite_url(&dir.path().join("bus.sqlite")))
+            .await
+            .unwrap();
+    let q = contract::unique_queue(3);
+    bus.declare(&q).await.unwrap();
+    let probe = contract::Probe::new(0, false);
+    bus.consume(q.name, 1, probe.clone()).await.unwrap();
+
+    let mut env = contract::event(q.bindings[0]);
+    env.traceparent = None;
+    let writer = tracing::info_span!("test.writer");
+    let writer_tp = adapters::telemetry::traceparent_of(&writer).unwrap();
+    tracing::Instrument::instrument(
+        async {
+            let mut tx = db.begin_write().await.unwrap();
+            outbox::enqueue(&mut tx, &env).await.unwrap();
+            tx.commit().await.unwrap();
+        },
+        writer,
+    )
+    .await;
+    use sqlx::Row;
+    let stored: Option<String> = sqlx::query("SELECT traceparent FROM outbox")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("traceparent")
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(writer_tp.as_str()));
+
+    let relay = Relay::new(db.clone(), bus.clone(), "test");
+    assert_eq!(relay.publish_pending().await.unwrap(), 1);
+    contract::until("delivered", || probe.acked().len() == 1).await;
+    let seen = probe.seen.lock().unwrap()[0].clone();
+    let carried = seen.traceparent.unwrap();
+    let trace = &writer_tp[3..35];
+    assert!(
+        carried.starts_with(&format!("00-{trace}-")) && carried != writer_tp,
+        "the relay's own span in the writer's trace: {carried}"
+    );
+    assert_eq!(seen.trace_id.as_deref(), Some(trace));
+    bus.shutdown().await;
 }

@@ -115,6 +115,59 @@ async fn the_url_scheme_picks_rabbitmq() {
     bus.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_trace_context_travels_in_the_message_headers() {
+    let _shared = BROKER.read().await;
+    let q = unique_queue(3);
+    let _clean = Cleanup(q.name);
+    contract::trace_context_travels_in_the_message_headers(&Rabbit, &q).await;
+}
+
+/// On the wire: `event_id` and `traceparent` are AMQP message headers; the
+/// body is the event without its trace context.
+#[tokio::test]
+async fn event_id_and_traceparent_are_amqp_headers() {
+    let _shared = BROKER.read().await;
+    let q = unique_queue(3);
+    let _clean = Cleanup(q.name);
+    let bus = RabbitBus::connect(&url()).await.unwrap();
+    bus.declare(&q).await.unwrap();
+    let ev = event(q.bindings[0]);
+    bus.publish(&ev).await.unwrap();
+    bus.shutdown().await;
+
+    let conn = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let got = ch
+        .basic_get(
+            q.name.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the message is on its queue");
+    let headers = got
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    let header = |name: &str| match headers.inner().get(name) {
+        Some(lapin::types::AMQPValue::LongString(s)) => {
+            Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
+        _ => None,
+    };
+    assert_eq!(header("event_id"), Some(ev.event_id.to_string()));
+    assert_eq!(header("traceparent"), ev.traceparent);
+    let body: serde_json::Value = serde_json::from_slice(&got.delivery.data).unwrap();
+    assert_eq!(body["event_id"], ev.event_id.to_string());
+    assert!(body.get("traceparent").is_none(), "{body}");
+    conn.close(200, "OK".into()).await.unwrap();
+}
+
 /// Stops the broker's application; starts it again when dropped, whatever
 /// happened in between.
 struct StoppedApp;
@@ -147,10 +200,7 @@ fn rabbitmqctl(cmd: &str) {
 async fn publishing_fails_while_the_broker_is_down_and_consumers_resume_after() {
     let _alone = BROKER.write().await;
     // The reconnect story is in the log: `--nocapture` shows it.
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("adapters=info")
-        .try_init();
+    contract::tracing_layer();
     let q = unique_queue(5);
     let _clean = Cleanup(q.name);
     let kind = q.bindings[0];

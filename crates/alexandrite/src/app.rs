@@ -32,6 +32,19 @@ pub enum Role {
     Pricing,
 }
 
+impl Role {
+    /// The service this process reports as in logs and traces (`service.name`).
+    pub fn service(self) -> &'static str {
+        match self {
+            Role::All => "alexandrite",
+            Role::Gateway => "gateway",
+            Role::Crm => "crm",
+            Role::Mes => "mes",
+            Role::Pricing => "pricing",
+        }
+    }
+}
+
 /// A built process, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -134,6 +147,7 @@ fn crm_config(config: &Config) -> CrmConfig {
         database_url: config.crm_database_url(),
         database_replica_url: config.crm.database_replica_url.clone(),
         cookie_secure: config.cookie_secure,
+        trace_url: config.telemetry.trace_url.clone(),
     }
 }
 
@@ -237,13 +251,14 @@ impl Application {
             }
             // A service's own routes are reached through the gateway, which has
             // already authenticated the caller and signed the identity.
+            // Each request is a span continuing the gateway's trace.
             Role::Crm => {
                 let internal = crm.as_ref().expect("crm role").internal_router();
-                services.merge(internal).merge(health(checks))
+                gateway::traced(services.merge(internal)).merge(health(checks))
             }
             Role::Mes => {
                 let internal = mes.as_ref().expect("mes role").internal_router();
-                services.merge(internal).merge(health(checks))
+                gateway::traced(services.merge(internal)).merge(health(checks))
             }
             Role::Pricing => services.merge(health(checks)),
         };

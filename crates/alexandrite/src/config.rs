@@ -33,6 +33,16 @@ pub struct Config {
     pub reconcile: ReconcileSection,
     /// How long an order may stay in each status (`sla.confirmed_seconds`, …).
     pub sla: domain::sla::SlaPolicy,
+    pub telemetry: TelemetrySection,
+}
+
+/// Traces and logs beyond the standard `OTEL_*` variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// A trace viewer's page for one trace, with `{trace_id}` in it, e.g.
+    /// `http://jaeger:16686/trace/{trace_id}`: the order journey links there.
+    pub trace_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +158,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             reconcile: ReconcileSection::default(),
             sla: domain::sla::SlaPolicy::default(),
+            telemetry: TelemetrySection::default(),
         }
     }
 }
@@ -190,6 +201,7 @@ const TOP_LEVEL: &[&str] = &[
     "limits",
     "reconcile",
     "sla",
+    "telemetry",
 ];
 
 impl Config {
@@ -226,6 +238,12 @@ impl Config {
             "configuration: mes.multipart_part_bytes is {}, but S3 parts are at least 5 MiB (5242880)",
             config.multipart_part_bytes()
         );
+        if let Some(url) = &config.telemetry.trace_url {
+            anyhow::ensure!(
+                url.contains("{trace_id}"),
+                "configuration: telemetry.trace_url must contain {{trace_id}} (got {url:?})"
+            );
+        }
         Ok(config)
     }
 
@@ -339,6 +357,47 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("listne"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_trace_viewer_url_comes_from_the_file_or_environment_and_must_name_the_trace() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                Config::load(None)
+                    .map_err(|e| e.to_string())?
+                    .telemetry
+                    .trace_url,
+                None
+            );
+            jail.create_file(
+                "t.toml",
+                "[telemetry]\ntrace_url = \"http://jaeger:16686/trace/{trace_id}\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.telemetry.trace_url.as_deref(),
+                Some("http://jaeger:16686/trace/{trace_id}")
+            );
+            jail.set_env(
+                "ALEXANDRITE_TELEMETRY__TRACE_URL",
+                "https://tempo.example/explore?trace={trace_id}",
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.telemetry.trace_url.as_deref(),
+                Some("https://tempo.example/explore?trace={trace_id}")
+            );
+            jail.set_env(
+                "ALEXANDRITE_TELEMETRY__TRACE_URL",
+                "http://jaeger:16686/trace/",
+            );
+            let err = Config::load(None).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "configuration: telemetry.trace_url must contain {trace_id} (got \"http://jaeger:16686/trace/\")"
+            );
             Ok(())
         });
     }

@@ -152,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         role: alexandrite::app::Role::All,
     }) {
         Command::Serve { listen, role } => {
-            telemetry::init(Sink::Stdout);
+            telemetry::init_for(Sink::Stdout, role.service())?;
             let mut config = config;
             if let Some(l) = listen {
                 config.listen = l;
@@ -344,7 +344,10 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // Spans still buffered leave before the process does.
+    telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

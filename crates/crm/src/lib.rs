@@ -33,6 +33,9 @@ pub struct CrmConfig {
     pub database_replica_url: Option<String>,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub cookie_secure: bool,
+    /// A trace viewer's page for one trace, `{trace_id}` replaced (the
+    /// journey's links in the back office); None shows trace ids as text.
+    pub trace_url: Option<String>,
 }
 
 /// What every CRM handler can reach.
@@ -42,6 +45,7 @@ pub struct CrmState {
     pub orders: Orders,
     pub key: IdentityKey,
     pub cookie_secure: bool,
+    pub trace_url: Option<String>,
 }
 
 impl FromRef<CrmState> for IdentityKey {
@@ -78,6 +82,7 @@ impl Crm {
             orders: Orders::new(db.clone(), relay.clone()),
             key,
             cookie_secure: config.cookie_secure,
+            trace_url: config.trace_url.clone(),
         };
         Ok(Crm {
             state,

@@ -72,6 +72,13 @@ CREATE INDEX order_history_order ON order_history (order_id, seq);
     };
 }
 
+/// Trace context: each outbox row keeps the span that wrote it; each step of
+/// an order's journey the trace it happened in.
+const TRACES: &str = concat!(
+    "ALTER TABLE order_history ADD COLUMN trace_id TEXT;\n",
+    "ALTER TABLE outbox ADD COLUMN traceparent TEXT;\n"
+);
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
@@ -94,5 +101,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "inbox",
         sqlite: adapters::inbox::SQL,
         postgres: adapters::inbox::SQL,
+    },
+    Migration {
+        version: 4,
+        description: "trace ids in history and outbox",
+        sqlite: TRACES,
+        postgres: TRACES,
     },
 ];

@@ -339,9 +339,14 @@ async fn order_page(
         ));
     };
     let t = lang.texts();
+    // Trace ids are for staff: the customer's page shows statuses and times.
+    let o = match backoffice {
+        true => OrderView::new(&order, t).link_traces(state.trace_url.as_deref()),
+        false => OrderView::new(&order, t),
+    };
     let page = OrderPage {
         t,
-        o: OrderView::new(&order, t),
+        o,
         frame,
         error,
         backoffice,

@@ -1,4 +1,5 @@
-//! The order's journey as the CRM keeps it: every status with its time and actor.
+//! The order's journey as the CRM keeps it: every status with its time, actor
+//! and the trace it happened in.
 
 use domain::events::Actor;
 use domain::{OrderId, OrderStatus};
@@ -15,9 +16,12 @@ pub struct HistoryEntry {
     pub note: Option<String>,
     #[serde(skip)]
     pub at_ms: i64,
+    /// The trace this step happened in (staff only: not in the customers' API).
+    #[serde(skip)]
+    pub trace_id: Option<String>,
 }
 
-/// Appends a step, in the caller's transaction.
+/// Appends a step, in the caller's transaction, with the current trace id.
 pub async fn record(
     tx: &mut Transaction<'static, Any>,
     id: OrderId,
@@ -27,8 +31,8 @@ pub async fn record(
     note: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO order_history (order_id, status, at_ms, actor_kind, actor_name, actor_id, event_id, note) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO order_history (order_id, status, at_ms, actor_kind, actor_name, actor_id, event_id, note, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id.to_string())
     .bind(status.as_str())
@@ -38,15 +42,17 @@ pub async fn record(
     .bind(actor.user_id.map(|u| u.to_string()))
     .bind(event_id)
     .bind(note)
+    .bind(adapters::telemetry::trace_id())
     .execute(&mut **tx)
     .await?;
+    tracing::info!(order_id = %id, status = %status, actor = %actor.name, "recording status change");
     Ok(())
 }
 
 /// The whole journey, oldest first.
 pub async fn history(pool: &sqlx::AnyPool, id: OrderId) -> anyhow::Result<Vec<HistoryEntry>> {
     let rows = sqlx::query(
-        "SELECT status, at_ms, actor_kind, actor_name, actor_id, note FROM order_history WHERE order_id = $1 ORDER BY seq",
+        "SELECT status, at_ms, actor_kind, actor_name, actor_id, note, trace_id FROM order_history WHERE order_id = $1 ORDER BY seq",
     )
     .bind(id.to_string())
     .fetch_all(pool)
@@ -67,6 +73,7 @@ pub async fn history(pool: &sqlx::AnyPool, id: OrderId) -> anyhow::Result<Vec<Hi
                 },
                 note: r.try_get("note")?,
                 at_ms,
+                trace_id: r.try_get("trace_id")?,
             })
         })
         .collect()

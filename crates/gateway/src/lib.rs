@@ -74,18 +74,31 @@ async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) ->
     next.run(req).await
 }
 
+/// The span of one HTTP request: a child of the caller's W3C `traceparent`
+/// when there is one (the gateway's, between processes), else a new trace.
+pub fn http_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!("http", otel.name = %format!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server", method = %req.method(), path = %req.uri().path(), request_id = %id,
+        user_id = tracing::field::Empty);
+    adapters::telemetry::extract(&span, req.headers());
+    span
+}
+
+/// Serves every request of `router` in its [`http_span`] (a service's own
+/// process, behind the gateway).
+pub fn traced(router: Router) -> Router {
+    router.layer(TraceLayer::new_for_http().make_span_with(http_span))
+}
+
 /// Wraps the services' routes with request ids, tracing and authentication.
 pub fn wrap(services: Router, auth: Arc<dyn Authenticator>, key: IdentityKey) -> Router {
     let gate = Gate { auth, key };
-    services
-        .layer(middleware::from_fn_with_state(gate, authenticate))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id,
-                    user_id = tracing::field::Empty)
-            }),
-        )
+    traced(services.layer(middleware::from_fn_with_state(gate, authenticate)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -116,9 +129,12 @@ impl HttpAuthenticator {
         body: serde_json::Value,
     ) -> Result<Option<domain::Caller>, Unavailable> {
         let bytes = serde_json::to_vec(&body).expect("json");
+        let mut headers = reqwest::header::HeaderMap::new();
+        adapters::telemetry::inject(&mut headers);
         let resp = self
             .client
             .post(format!("{}/internal/identity", self.crm))
+            .headers(headers)
             .header(web::internal::SIGNATURE, self.key.sign_bytes(&bytes))
             .header("content-type", "application/json")
             .body(bytes)
@@ -218,13 +234,17 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     let mut out = proxy
         .client
         .request(req.method().clone(), format!("{base}{pq}"));
-    for (k, v) in req.headers() {
-        if !HOP_BY_HOP.contains(&k.as_str()) {
-            out = out.header(k, v);
-        }
+    let mut headers = req.headers().clone();
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
     }
+    // The upstream's request span is a child of this hop's span.
+    let span = tracing::info_span!("proxy", otel.name = %format!("proxy {name}"), otel.kind = "client",
+        upstream = name);
+    span.in_scope(|| adapters::telemetry::inject(&mut headers));
+    out = out.headers(headers);
     let body = reqwest::Body::wrap_stream(req.into_body().into_data_stream());
-    match out.body(body).send().await {
+    match tracing::Instrument::instrument(out.body(body).send(), span).await {
         Ok(resp) => {
             let mut builder = Response::builder().status(resp.status().as_u16());
             for (k, v) in resp.headers() {

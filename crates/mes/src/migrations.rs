@@ -119,6 +119,12 @@ const MULTIPART_UPLOADS: &str = "
 ALTER TABLE uploads ADD COLUMN multipart_id TEXT;
 ALTER TABLE uploads ADD COLUMN part_bytes BIGINT;
 ";
+/// Trace context: each outbox row keeps the span that wrote it; each status
+/// change the trace it happened in.
+const TRACES: &str = concat!(
+    "ALTER TABLE status_history ADD COLUMN trace_id TEXT;\n",
+    "ALTER TABLE outbox ADD COLUMN traceparent TEXT;\n"
+);
 
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
@@ -159,5 +165,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "multipart direct uploads",
         sqlite: MULTIPART_UPLOADS,
         postgres: MULTIPART_UPLOADS,
+    },
+    Migration {
+        version: 7,
+        description: "trace ids in history and outbox",
+        sqlite: TRACES,
+        postgres: TRACES,
     },
 ];

@@ -48,6 +48,9 @@ pub struct Step {
     pub actor: Actor,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The trace the change happened in (staff pages and API only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 pub const COLUMNS: &str = "id, tenant, owner_name, material_code, file_name, size_bytes, format, status, object_key, \
@@ -102,8 +105,8 @@ pub async fn record(
     note: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO status_history (order_id, status, at_ms, actor_kind, actor_name, actor_id, note) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO status_history (order_id, status, at_ms, actor_kind, actor_name, actor_id, note, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id.to_string())
     .bind(status.as_str())
@@ -112,8 +115,10 @@ pub async fn record(
     .bind(&actor.name)
     .bind(actor.user_id.map(|u| u.to_string()))
     .bind(note)
+    .bind(adapters::telemetry::trace_id())
     .execute(&mut **tx)
     .await?;
+    tracing::info!(order_id = %id, status = %status, actor = %actor.name, "recording status change");
     Ok(())
 }
 
@@ -157,7 +162,7 @@ pub async fn get(db: &Db, caller: &Caller, id: OrderId) -> anyhow::Result<Option
         return Ok(None);
     }
     let rows = sqlx::query(
-        "SELECT status, at_ms, actor_kind, actor_name, actor_id, note FROM status_history WHERE order_id = $1 ORDER BY seq",
+        "SELECT status, at_ms, actor_kind, actor_name, actor_id, note, trace_id FROM status_history WHERE order_id = $1 ORDER BY seq",
     )
     .bind(id.to_string())
     .fetch_all(db.pool())
@@ -177,6 +182,7 @@ pub async fn get(db: &Db, caller: &Caller, id: OrderId) -> anyhow::Result<Option
                         user_id: actor_id.and_then(|u| u.parse().ok()),
                     },
                     note: r.try_get("note")?,
+                    trace_id: r.try_get("trace_id")?,
                 })
             })
             .collect::<anyhow::Result<_>>()?,

@@ -45,12 +45,46 @@ pub fn event(kind: &str) -> Envelope {
     env
 }
 
+/// The test process's subscriber (once): spans get OpenTelemetry trace and
+/// span ids, as in the binary (nothing is exported); the adapters log.
+pub fn tracing_layer() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let tracer = provider.tracer("contract");
+        // The adapters' own log lines too (`--nocapture` shows them).
+        let log = tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_filter(tracing_subscriber::EnvFilter::new("adapters=info"));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(log);
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    });
+}
+
+/// What a handler saw of one delivery's trace context.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub event_id: String,
+    /// The envelope's `traceparent` as delivered (from the message header).
+    pub traceparent: Option<String>,
+    /// The trace the handler ran in.
+    pub trace_id: Option<String>,
+    /// The handler's own span context: must be a new span, not the publisher's.
+    pub span_traceparent: Option<String>,
+}
+
 /// Fails the first `fail` deliveries (or rejects), records what it acked.
 pub struct Probe {
     pub calls: AtomicUsize,
     fail: usize,
     reject: bool,
     pub acked: Mutex<Vec<String>>,
+    pub seen: Mutex<Vec<Seen>>,
 }
 
 impl Probe {
@@ -60,6 +94,7 @@ impl Probe {
             fail,
             reject,
             acked: Mutex::new(vec![]),
+            seen: Mutex::new(vec![]),
         })
     }
 
@@ -72,6 +107,12 @@ impl Probe {
 impl Handler for Probe {
     async fn handle(&self, env: Envelope) -> Result<(), DeliveryError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen.lock().unwrap().push(Seen {
+            event_id: env.event_id.to_string(),
+            traceparent: env.traceparent.clone(),
+            trace_id: adapters::telemetry::trace_id(),
+            span_traceparent: adapters::telemetry::traceparent(),
+        });
         if self.reject {
             return Err(DeliveryError::Reject("poison".into()));
         }
@@ -224,5 +265,51 @@ pub async fn messages_survive_a_restart(o: &dyn Opener, q: &QueueSpec) {
     bus.consume(q.name, 1, probe.clone()).await.unwrap();
     until("all five acked", || probe.acked().len() == 5).await;
     assert_eq!(probe.acked(), ids, "delivered once each, in publish order");
+    bus.shutdown().await;
+}
+
+/// The trace context travels as a message header (the body carries the event
+/// alone): the handler gets the publisher's `traceparent` and runs in a span
+/// of that trace, a child of the publishing span. With no context on the
+/// envelope, publishing stamps the current span's.
+pub async fn trace_context_travels_in_the_message_headers(o: &dyn Opener, q: &QueueSpec) {
+    tracing_layer();
+    let bus = o.open().await;
+    bus.declare(q).await.unwrap();
+    let probe = Probe::new(0, false);
+    bus.consume(q.name, 1, probe.clone()).await.unwrap();
+
+    let explicit = event(q.bindings[0]);
+    bus.publish(&explicit).await.unwrap();
+
+    let mut stamped = event(q.bindings[0]);
+    stamped.traceparent = None;
+    let publisher = tracing::info_span!("test.publisher");
+    let publisher_tp = adapters::telemetry::traceparent_of(&publisher).expect("a span context");
+    tracing::Instrument::instrument(bus.publish(&stamped), publisher.clone())
+        .await
+        .unwrap();
+
+    until("both acked", || probe.acked().len() == 2).await;
+    let seen = probe.seen.lock().unwrap().clone();
+    let by_id = |id: &str| seen.iter().find(|s| s.event_id == id).unwrap().clone();
+
+    let a = by_id(&explicit.event_id.to_string());
+    assert_eq!(a.traceparent, explicit.traceparent);
+    assert_eq!(
+        a.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "the consumer's span continues the publisher's trace"
+    );
+    let own = a.span_traceparent.unwrap();
+    assert!(
+        own.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+            && !own.contains("00f067aa0ba902b7"),
+        "the consumer has a span of its own in that trace: {own}"
+    );
+
+    let b = by_id(&stamped.event_id.to_string());
+    assert_eq!(b.traceparent.as_deref(), Some(publisher_tp.as_str()));
+    assert_eq!(b.trace_id.as_deref(), Some(&publisher_tp[3..35]));
     bus.shutdown().await;
 }
