@@ -8,6 +8,7 @@ mod internal;
 mod migrations;
 pub mod orders;
 mod shop;
+pub mod sla;
 pub mod timeline;
 mod views;
 
@@ -33,6 +34,9 @@ pub struct CrmConfig {
     pub database_replica_url: Option<String>,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub cookie_secure: bool,
+    /// Deadlines per status: the overdue list and the managers' announcements.
+    pub sla: domain::sla::SlaPolicy,
+    pub metrics: adapters::metrics::Metrics,
 }
 
 /// What every CRM handler can reach.
@@ -56,6 +60,7 @@ pub struct Crm {
     db: Db,
     relay: Relay,
     bus: Arc<dyn Bus>,
+    sla: sla::Sla,
 }
 
 impl Crm {
@@ -79,11 +84,13 @@ impl Crm {
             key,
             cookie_secure: config.cookie_secure,
         };
+        let sla = sla::Sla::new(db.clone(), config.sla.clone(), config.metrics.clone());
         Ok(Crm {
             state,
             db,
             relay,
             bus,
+            sla,
         })
     }
 
@@ -95,9 +102,19 @@ impl Crm {
         &self.db
     }
 
-    /// Starts the outbox relay and the event consumer.
+    /// The SLA clocks over the CRM's orders.
+    pub fn sla(&self) -> &sla::Sla {
+        &self.sla
+    }
+
+    /// Starts the outbox relay, the overdue announcer and the event consumer
+    /// (the task returned runs the relay and the announcer).
     pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-        let relay = tokio::spawn(self.relay.clone().run());
+        let every = std::time::Duration::from_secs(self.sla.policy().check_interval_seconds.max(1));
+        let (relay, announcer) = (self.relay.clone(), self.sla.clone());
+        let relay = tokio::spawn(async move {
+            tokio::join!(relay.run(), announcer.run(every));
+        });
         self.bus
             .consume(
                 consumer::QUEUE.name,
@@ -138,5 +155,9 @@ impl Crm {
             .route("/api/v1/orders/{id}/confirm", post(api::confirm))
             .route("/api/v1/orders/{id}/cancel", post(api::cancel))
             .with_state(self.state.clone())
+            .merge(sla::router(sla::SlaState {
+                sla: self.sla.clone(),
+                key: self.state.key.clone(),
+            }))
     }
 }

@@ -95,4 +95,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: adapters::inbox::SQL,
         postgres: adapters::inbox::SQL,
     },
+    Migration {
+        version: 4,
+        description: "SLA announcements",
+        sqlite: crate::sla::SQL,
+        postgres: crate::sla::SQL,
+    },
 ];

@@ -21,6 +21,8 @@ pub struct SlaPolicy {
     pub packed_seconds: Option<u64>,
     /// The share of the limit (in ‰) after which an order is at risk.
     pub at_risk_permille: u64,
+    /// How often the CRM looks for newly overdue orders to announce.
+    pub check_interval_seconds: u64,
 }
 
 impl Default for SlaPolicy {
@@ -34,6 +36,7 @@ impl Default for SlaPolicy {
             manufactured_seconds: Some(24 * HOUR),
             packed_seconds: Some(24 * HOUR),
             at_risk_permille: 750,
+            check_interval_seconds: 30,
         }
     }
 }
@@ -104,10 +107,22 @@ mod tests {
         let t0 = 1_000_000;
         let h = 3_600_000;
         assert_eq!(p.deadline_ms(OrderStatus::Confirmed, t0), Some(t0 + 4 * h));
-        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 2 * h), Lateness::OnTime);
-        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 3 * h), Lateness::AtRisk);
-        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h - 1), Lateness::AtRisk);
-        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h), Lateness::Overdue);
+        assert_eq!(
+            p.lateness(OrderStatus::Confirmed, t0, t0 + 2 * h),
+            Lateness::OnTime
+        );
+        assert_eq!(
+            p.lateness(OrderStatus::Confirmed, t0, t0 + 3 * h),
+            Lateness::AtRisk
+        );
+        assert_eq!(
+            p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h - 1),
+            Lateness::AtRisk
+        );
+        assert_eq!(
+            p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h),
+            Lateness::Overdue
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod materials;
 mod migrations;
 pub mod orders;
 pub mod queue;
+pub mod sla;
 pub mod uploads;
 
 use adapters::outbox::Relay;
@@ -38,6 +39,10 @@ pub struct MesConfig {
     /// How long a presigned upload URL (and its upload record) stays valid.
     pub upload_url_expiry: std::time::Duration,
     pub limits: Limits,
+    /// Deadlines per status: the console's list of late orders.
+    pub sla: domain::sla::SlaPolicy,
+    /// Where MES's own counters go (e.g. cache hits and misses).
+    pub metrics: adapters::metrics::Metrics,
 }
 
 /// Upload limits.
@@ -69,6 +74,8 @@ impl FromRef<MesState> for IdentityKey {
 pub struct Mes {
     state: MesState,
     bus: Arc<dyn Bus>,
+    sla: domain::sla::SlaPolicy,
+    metrics: adapters::metrics::Metrics,
 }
 
 impl Mes {
@@ -98,11 +105,18 @@ impl Mes {
                 upload_url_expiry: config.upload_url_expiry,
             },
             bus,
+            sla: config.sla.clone(),
+            metrics: config.metrics.clone(),
         })
     }
 
     pub fn state(&self) -> &MesState {
         &self.state
+    }
+
+    /// The metrics MES counts in.
+    pub fn metrics(&self) -> &adapters::metrics::Metrics {
+        &self.metrics
     }
 
     /// Starts the outbox relay and the event consumer.
@@ -163,5 +177,10 @@ impl Mes {
             .route("/mes/api/orders/{id}/take", post(api::take))
             .route("/mes/api/orders/{id}/status", post(api::set_status))
             .with_state(self.state.clone())
+            .merge(sla::router(sla::LateOrders {
+                db: self.state.db.clone(),
+                policy: self.sla.clone(),
+                key: self.state.key.clone(),
+            }))
     }
 }

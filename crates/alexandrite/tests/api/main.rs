@@ -8,6 +8,7 @@ mod cli;
 mod durability;
 mod isolation;
 mod lifecycle;
+mod observability;
 mod operators;
 mod s3;
 mod uploads;
