@@ -793,7 +793,7 @@ impl Bus for RabbitBus {
         let ch = self.admin_channel().await?;
         let mut out = vec![];
         for spec in self.declared() {
-            let mut count = |name: String| {
+            let count = |name: String| {
                 let ch = ch.clone();
                 async move {
                     ch.queue_declare(

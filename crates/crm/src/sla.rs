@@ -200,7 +200,7 @@ fn rows(late: &[Late<Who>], t: &'static Texts, s: &'static SlaTexts) -> Vec<Late
                 if l.late_by_ms >= 0 { s.late_by } else { s.left },
                 human_duration(l.late_by_ms, s.units)
             ),
-            announced: l.announced_at_ms.map(when_ms).unwrap_or_default(),
+            announced: l.row.announced_at_ms.map(when_ms).unwrap_or_default(),
         })
         .collect()
 }
