@@ -69,6 +69,7 @@ fn triangles() -> Histogram {
 
 struct Inner {
     registry: Registry,
+    declared: Declared,
     /// Held while scrape-time gauges are reset and refilled, so a concurrent
     /// scrape never sees a half-filled family.
     scrape: tokio::sync::Mutex<()>,
@@ -134,19 +135,35 @@ impl Default for Metrics {
     }
 }
 
-fn counter(r: &mut Registry, name: &str, help: &str) -> Counters {
+/// Every family's exposed name, type and help: the encoder leaves out
+/// families without samples, and a scraper should still see them declared.
+type Declared = Vec<(String, &'static str, String)>;
+type Reg = (Registry, Declared);
+
+fn declare(r: &mut Reg, name: &str, kind: &'static str, help: &str) {
+    let suffix = if kind == "counter" { "_total" } else { "" };
+    r.1.push((
+        format!("alexandrite_{name}{suffix}"),
+        kind,
+        help.trim_end_matches('.').to_string(),
+    ));
+}
+fn counter(r: &mut Reg, name: &str, help: &str) -> Counters {
     let f = Counters::default();
-    r.register(name, help, f.clone());
+    r.0.register(name, help.trim_end_matches('.'), f.clone());
+    declare(r, name, "counter", help);
     f
 }
-fn gauge(r: &mut Registry, name: &str, help: &str) -> Gauges {
+fn gauge(r: &mut Reg, name: &str, help: &str) -> Gauges {
     let f = Gauges::default();
-    r.register(name, help, f.clone());
+    r.0.register(name, help.trim_end_matches('.'), f.clone());
+    declare(r, name, "gauge", help);
     f
 }
-fn histogram(r: &mut Registry, name: &str, help: &str, make: fn() -> Histogram) -> Histograms {
+fn histogram(r: &mut Reg, name: &str, help: &str, make: fn() -> Histogram) -> Histograms {
     let f = Histograms::new_with_constructor(make);
-    r.register(name, help, f.clone());
+    r.0.register(name, help.trim_end_matches('.'), f.clone());
+    declare(r, name, "histogram", help);
     f
 }
 
@@ -179,8 +196,8 @@ pub struct QueueStats {
 impl Metrics {
     /// A fresh registry with every family of the platform registered.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("alexandrite");
-        let r = &mut registry;
+        let mut reg: Reg = (Registry::with_prefix("alexandrite"), Vec::new());
+        let r = &mut reg;
         let inner = Inner {
             http_requests: counter(
                 r,
@@ -365,7 +382,8 @@ impl Metrics {
                 "The most connections a service's pool opens.",
             ),
 
-            registry,
+            registry: reg.0,
+            declared: reg.1,
             scrape: tokio::sync::Mutex::new(()),
         };
         Metrics(Arc::new(inner))
@@ -665,6 +683,11 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_text::encode(&mut out, &self.0.registry).expect("writing to a String");
+        for (name, kind, help) in &self.0.declared {
+            if !out.contains(&format!("# TYPE {name} ")) {
+                out += &format!("# HELP {name} {help}.\n# TYPE {name} {kind}\n");
+            }
+        }
         out
     }
 }
@@ -841,6 +864,10 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("summary"), "{text}");
+        assert!(
+            text.contains("# TYPE alexandrite_events_dead_lettered_total counter\n"),
+            "a family without samples is still declared: {text}"
+        );
     }
 
     #[tokio::test]
