@@ -73,6 +73,20 @@ impl Exposition {
         (!hits.is_empty()).then(|| hits.iter().sum())
     }
 
+    /// The cumulative count of a histogram's bucket `le`.
+    fn bucket(&self, name: &str, le: f64) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels
+                        .get("le")
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .is_some_and(|v| v == le)
+            })
+            .map(|s| s.value)
+    }
+
     /// Every series name the exposition can contain (histograms: `_bucket`,
     /// `_count`, `_sum`), whether or not it has samples yet.
     fn names(&self) -> BTreeSet<String> {
@@ -223,18 +237,12 @@ async fn metrics_move_as_an_order_is_priced_and_confirmed() {
         Some(1.0)
     );
     assert_eq!(
-        m.value(
-            "alexandrite_pricing_model_triangles_bucket",
-            &[("le", "6400.0")]
-        ),
+        m.bucket("alexandrite_pricing_model_triangles_bucket", 6400.0),
         Some(0.0),
         "11422 triangles are above 6400"
     );
     assert_eq!(
-        m.value(
-            "alexandrite_pricing_model_triangles_bucket",
-            &[("le", "25600.0")]
-        ),
+        m.bucket("alexandrite_pricing_model_triangles_bucket", 25600.0),
         Some(1.0)
     );
     assert_eq!(
