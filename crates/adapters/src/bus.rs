@@ -5,6 +5,7 @@
 //! dead-letter list.
 
 use crate::db::{Db, Migration};
+use crate::metrics::{Metrics, QueueStats};
 use async_trait::async_trait;
 use domain::events::Envelope;
 use serde::Serialize;
@@ -74,6 +75,22 @@ pub trait Bus: Send + Sync + 'static {
     async fn replay(&self, id: i64) -> anyhow::Result<bool>;
     /// Messages waiting per queue.
     async fn depths(&self) -> anyhow::Result<Vec<(String, i64)>>;
+    /// Depth, dead letters and (where the bus can tell) the oldest message's
+    /// age of every queue, for the metrics.
+    async fn stats(&self) -> anyhow::Result<Vec<QueueStats>> {
+        let dead = self.dead_letters().await?;
+        Ok(self
+            .depths()
+            .await?
+            .into_iter()
+            .map(|(queue, depth)| QueueStats {
+                dead_letters: dead.iter().filter(|d| d.queue == queue).count() as i64,
+                queue,
+                depth,
+                oldest_age_ms: None,
+            })
+            .collect())
+    }
 }
 
 /// Opens the bus a URL names: `sqlite:` is the embedded bus, `amqp:` RabbitMQ.
@@ -84,6 +101,26 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Bus>> {
         "amqp" | "amqps" => Ok(crate::rabbit::RabbitBus::connect(url).await?),
         _ => anyhow::bail!("bus URL scheme '{scheme}': expected sqlite://… or amqp://…"),
     }
+}
+
+/// [`open`], counting what passes through the bus in `metrics` (see
+/// [`crate::metrics::MeteredBus`]).
+pub async fn open_with(url: &str, metrics: Metrics) -> anyhow::Result<Arc<dyn Bus>> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+    let bus: Arc<dyn Bus> = match scheme {
+        "sqlite" => {
+            let bus = EmbeddedBus::open(url).await?;
+            *bus.metrics.lock().unwrap() = metrics.clone();
+            bus
+        }
+        "amqp" | "amqps" => {
+            let bus = crate::rabbit::RabbitBus::connect(url).await?;
+            bus.count_in(metrics.clone());
+            bus
+        }
+        _ => return open(url).await,
+    };
+    Ok(crate::metrics::MeteredBus::wrap(bus, metrics))
 }
 
 const SCHEMA: &str = "CREATE TABLE queues (name TEXT PRIMARY KEY, delivery_limit INTEGER NOT NULL);
@@ -167,6 +204,8 @@ pub struct EmbeddedBus {
     stop: watch::Sender<bool>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     me: std::sync::Weak<EmbeddedBus>,
+    /// Where redeliveries and dead letters are counted.
+    metrics: Mutex<Metrics>,
 }
 
 impl EmbeddedBus {
@@ -191,6 +230,7 @@ impl EmbeddedBus {
             stop,
             workers: Mutex::new(vec![]),
             me: me.clone(),
+            metrics: Mutex::new(Metrics::new()),
         }))
     }
 
@@ -201,6 +241,10 @@ impl EmbeddedBus {
             .entry(queue.to_string())
             .or_insert_with(|| Arc::new(Notify::new()))
             .clone()
+    }
+
+    fn metrics(&self) -> Metrics {
+        self.metrics.lock().unwrap().clone()
     }
 
     async fn claim(&self, queue: &str) -> anyhow::Result<Option<(i64, i64, Envelope)>> {
@@ -225,11 +269,15 @@ impl EmbeddedBus {
                 if header.is_some() {
                     env.traceparent = header;
                 }
+                if deliveries > 1 {
+                    self.metrics().event_redelivered(queue, &env.kind);
+                }
                 Ok(Some((id, deliveries, env)))
             }
             Err(e) => {
                 self.dead_letter(id, &format!("unreadable message: {e}"))
                     .await?;
+                self.metrics().event_dead_lettered(queue, "unreadable");
                 Ok(None)
             }
         }
@@ -283,6 +331,7 @@ impl EmbeddedBus {
                     &format!("delivery limit {limit} reached; last error: {e:#}"),
                 )
                 .await?;
+                self.metrics().event_dead_lettered(queue, "delivery_limit");
             }
             Err(DeliveryError::Retry(e)) => {
                 let backoff = (50i64 << deliveries.clamp(0, 8)).min(10_000);
@@ -482,6 +531,32 @@ impl Bus for EmbeddedBus {
             }
         }
         Ok(moved > 0)
+    }
+
+    async fn stats(&self) -> anyhow::Result<Vec<QueueStats>> {
+        let now = domain::to_ms(domain::now());
+        let rows = sqlx::query(
+            "SELECT q.name AS name, \
+             (SELECT COUNT(*) FROM messages m WHERE m.queue = q.name) AS n, \
+             (SELECT MIN(created_at_ms) FROM messages m WHERE m.queue = q.name) AS oldest, \
+             (SELECT COUNT(*) FROM dead_letters d WHERE d.queue = q.name) AS dead \
+             FROM queues q ORDER BY q.name",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(QueueStats {
+                    queue: r.try_get("name")?,
+                    depth: r.try_get("n")?,
+                    oldest_age_ms: Some(
+                        r.try_get::<Option<i64>, _>("oldest")?
+                            .map_or(0, |t| now - t),
+                    ),
+                    dead_letters: r.try_get("dead")?,
+                })
+            })
+            .collect()
     }
 
     async fn depths(&self) -> anyhow::Result<Vec<(String, i64)>> {

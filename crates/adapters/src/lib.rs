@@ -4,9 +4,11 @@
 pub mod bus;
 pub mod db;
 pub mod inbox;
+pub mod metrics;
 pub mod objects;
 pub mod outbox;
 pub mod rabbit;
+pub mod sla;
 pub mod telemetry;
 pub mod views;
 

@@ -13,6 +13,7 @@
 //! waits for the broker's confirm, then acks it from the DLQ.
 
 use crate::bus::{Bus, DeadLetter, DeliveryError, Handler, QueueSpec};
+use crate::metrics::{Metrics, QueueStats};
 use anyhow::Context;
 use async_trait::async_trait;
 use domain::events::Envelope;
@@ -83,6 +84,8 @@ pub struct RabbitBus {
     stop: watch::Sender<bool>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     me: std::sync::Weak<RabbitBus>,
+    /// Where redeliveries and dead letters are counted.
+    metrics: Mutex<Metrics>,
 }
 
 impl RabbitBus {
@@ -110,9 +113,19 @@ impl RabbitBus {
             stop,
             workers: Mutex::new(vec![]),
             me: me.clone(),
+            metrics: Mutex::new(Metrics::new()),
         });
         bus.connection().await?;
         Ok(bus)
+    }
+
+    /// Counts redeliveries and dead letters in `metrics` from now on.
+    pub fn count_in(&self, metrics: Metrics) {
+        *self.metrics.lock().unwrap() = metrics;
+    }
+
+    fn metrics(&self) -> Metrics {
+        self.metrics.lock().unwrap().clone()
     }
 
     /// The live connection, connecting if there is none. Fails at once while a
@@ -337,6 +350,7 @@ impl RabbitBus {
                     .map(|s| s.to_string())
                     .unwrap_or_default();
                 tracing::error!(queue, message_id = %id, error = %e, "bus: unreadable message: dead-lettered");
+                self.metrics().event_dead_lettered(queue, "unreadable");
                 self.note(queue, &id, format!("unreadable message: {e}"), deliveries);
                 settle(
                     queue,
@@ -350,6 +364,9 @@ impl RabbitBus {
                 return;
             }
         };
+        if before > 0 {
+            self.metrics().event_redelivered(queue, &env.kind);
+        }
         let span = crate::bus::consume_span(queue, &env, deliveries);
         let event_id = env.event_id.to_string();
         let h = handler.clone();
@@ -394,6 +411,7 @@ impl RabbitBus {
                 let last = limit.is_some_and(|l| deliveries >= i64::from(l));
                 if last {
                     tracing::error!(error = %error, "delivery limit reached: dead-lettered");
+                    self.metrics().event_dead_lettered(queue, "delivery_limit");
                 } else {
                     tracing::warn!(error = %error, "delivery failed: will retry");
                 }
@@ -783,6 +801,38 @@ impl Bus for RabbitBus {
             }
         }
         Ok(false)
+    }
+
+    /// Depths of each queue and of its dead-letter queue (passive declares:
+    /// nothing is fetched). RabbitMQ does not tell the oldest message's age.
+    async fn stats(&self) -> anyhow::Result<Vec<QueueStats>> {
+        let ch = self.admin_channel().await?;
+        let mut out = vec![];
+        for spec in self.declared() {
+            let count = |name: String| {
+                let ch = ch.clone();
+                async move {
+                    ch.queue_declare(
+                        name.as_str().into(),
+                        QueueDeclareOptions::durable().passive(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map(|q| i64::from(q.message_count()))
+                    .with_context(|| format!("queue '{name}'"))
+                }
+            };
+            let depth = count(spec.name.to_string()).await?;
+            let dead_letters = count(dlq_name(spec.name)).await?;
+            out.push(QueueStats {
+                queue: spec.name.to_string(),
+                depth,
+                oldest_age_ms: None,
+                dead_letters,
+            });
+        }
+        let _ = ch.close(200, "OK".into()).await;
+        Ok(out)
     }
 
     async fn depths(&self) -> anyhow::Result<Vec<(String, i64)>> {

@@ -57,6 +57,8 @@ pub struct Application {
     reconciler: Option<(crate::reconcile::Source, crate::reconcile::Source)>,
     reconcile: crate::config::ReconcileSection,
     pub demo: Option<crate::demo::DemoAccounts>,
+    /// This process's metrics (served on `/metrics`).
+    metrics: adapters::metrics::Metrics,
 }
 
 /// A dependency the readiness probe checks.
@@ -112,14 +114,18 @@ fn health(checks: Vec<(&'static str, Check)>) -> Router {
         .with_state(Arc::new(checks))
 }
 
-async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Arc<dyn Bus>> {
+async fn open_bus(
+    config: &Config,
+    role: Role,
+    metrics: &adapters::metrics::Metrics,
+) -> anyhow::Result<Arc<dyn Bus>> {
     let url = config.bus_url();
     anyhow::ensure!(
         role == Role::All || !url.starts_with("sqlite:"),
         "running the {role:?} role as its own process needs a shared broker: set bus.url \
          (ALEXANDRITE_BUS__URL) to amqp://…; the embedded bus serves only `--role all`"
     );
-    adapters::bus::open(&url).await
+    adapters::bus::open_with(&url, metrics.clone()).await
 }
 
 /// The bus for administration commands (`dlq`), beside running processes: the
@@ -142,17 +148,21 @@ pub async fn admin_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     Ok(bus)
 }
 
-fn crm_config(config: &Config) -> CrmConfig {
+fn crm_config(config: &Config, metrics: &adapters::metrics::Metrics) -> CrmConfig {
     CrmConfig {
         database_url: config.crm_database_url(),
         database_replica_url: config.crm.database_replica_url.clone(),
         cookie_secure: config.cookie_secure,
         trace_url: config.telemetry.trace_url.clone(),
+        sla: config.sla.clone(),
+        metrics: metrics.clone(),
     }
 }
 
-fn mes_config(config: &Config) -> MesConfig {
+fn mes_config(config: &Config, metrics: &adapters::metrics::Metrics) -> MesConfig {
     MesConfig {
+        sla: config.sla.clone(),
+        metrics: metrics.clone(),
         database_url: config.mes_database_url(),
         database_replica_url: config.mes.database_replica_url.clone(),
         objects_url: config.objects_url(),
@@ -165,8 +175,9 @@ fn mes_config(config: &Config) -> MesConfig {
     }
 }
 
-fn pricing_config(config: &Config) -> PricingConfig {
+fn pricing_config(config: &Config, metrics: &adapters::metrics::Metrics) -> PricingConfig {
     PricingConfig {
+        metrics: metrics.clone(),
         objects_url: config.objects_url(),
         s3: config.s3_options(),
         workers: config.pricing.workers,
@@ -191,25 +202,28 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
         let key = IdentityKey::new(&config.identity_secret()?);
+        let metrics = adapters::metrics::Metrics::new();
         let bus = match role {
             Role::Gateway => None,
-            _ => Some(open_bus(config, role).await?),
+            _ => Some(open_bus(config, role, &metrics).await?),
         };
         let runs = |r: Role| role == Role::All || role == r;
         let crm = match (runs(Role::Crm), &bus) {
             (true, Some(bus)) => {
-                Some(Crm::build(&crm_config(config), bus.clone(), key.clone()).await?)
+                Some(Crm::build(&crm_config(config, &metrics), bus.clone(), key.clone()).await?)
             }
             _ => None,
         };
         let mes = match (runs(Role::Mes), &bus) {
             (true, Some(bus)) => {
-                Some(Mes::build(&mes_config(config), bus.clone(), key.clone()).await?)
+                Some(Mes::build(&mes_config(config, &metrics), bus.clone(), key.clone()).await?)
             }
             _ => None,
         };
         let pricing = match (runs(Role::Pricing), &bus) {
-            (true, Some(bus)) => Some(Pricing::build(&pricing_config(config), bus.clone()).await?),
+            (true, Some(bus)) => {
+                Some(Pricing::build(&pricing_config(config, &metrics), bus.clone()).await?)
+            }
             _ => None,
         };
         let demo = match (&crm, config.demo) {
@@ -262,6 +276,24 @@ impl Application {
             }
             Role::Pricing => services.merge(health(checks)),
         };
+        let mut databases = vec![];
+        if let Some(crm) = &crm {
+            databases.push(("crm", crm.db().clone()));
+        }
+        if let Some(mes) = &mes {
+            databases.push(("mes", mes.state().db.clone()));
+        }
+        let scrape = crate::metrics::Scrape {
+            metrics: metrics.clone(),
+            databases,
+            bus: bus.clone(),
+            sla: config.sla.clone(),
+        };
+        let router = crate::metrics::track(
+            router.merge(crate::metrics::router(scrape)),
+            metrics.clone(),
+            role,
+        );
         use crate::reconcile::Source;
         let reconciler = match (role, &crm, &mes) {
             (Role::All, Some(c), Some(m)) => Some((
@@ -293,6 +325,7 @@ impl Application {
             reconciler,
             reconcile: config.reconcile.clone(),
             demo,
+            metrics,
         })
     }
 
@@ -306,6 +339,11 @@ impl Application {
             .as_ref()
             .expect("the CRM runs in this process")
             .accounts()
+    }
+
+    /// This process's metrics.
+    pub fn metrics(&self) -> adapters::metrics::Metrics {
+        self.metrics.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -334,7 +372,11 @@ impl Application {
                 let every = std::time::Duration::from_secs(secs);
                 let grace = std::time::Duration::from_secs(self.reconcile.grace_seconds);
                 Some(tokio::spawn(crate::reconcile::periodically(
-                    c, m, every, grace,
+                    c,
+                    m,
+                    every,
+                    grace,
+                    self.metrics.clone(),
                 )))
             }
             _ => None,

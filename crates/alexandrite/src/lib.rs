@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod reconcile;
 pub mod telemetry;
 

@@ -80,10 +80,20 @@ pub async fn run_once(crm: &Source, mes: &Source, grace: Duration) -> anyhow::Re
 }
 
 /// Compares every `interval`, logging each difference.
-pub async fn periodically(crm: Source, mes: Source, interval: Duration, grace: Duration) {
+pub async fn periodically(
+    crm: Source,
+    mes: Source,
+    interval: Duration,
+    grace: Duration,
+    metrics: adapters::metrics::Metrics,
+) {
     loop {
         tokio::time::sleep(interval).await;
-        match run_once(&crm, &mes, grace).await {
+        let result = run_once(&crm, &mes, grace).await;
+        if let Ok(r) = &result {
+            metrics.reconciled(r.differences.len());
+        }
+        match result {
             Ok(r) if r.differences.is_empty() => {
                 tracing::info!(checked = r.checked, "reconciliation: CRM and MES agree")
             }

@@ -8,6 +8,7 @@ mod internal;
 mod migrations;
 pub mod orders;
 mod shop;
+pub mod sla;
 pub mod timeline;
 mod views;
 
@@ -36,6 +37,9 @@ pub struct CrmConfig {
     /// A trace viewer's page for one trace, `{trace_id}` replaced (the
     /// journey's links in the back office); None shows trace ids as text.
     pub trace_url: Option<String>,
+    /// Deadlines per status: the overdue list and the managers' announcements.
+    pub sla: domain::sla::SlaPolicy,
+    pub metrics: adapters::metrics::Metrics,
 }
 
 /// What every CRM handler can reach.
@@ -60,6 +64,7 @@ pub struct Crm {
     db: Db,
     relay: Relay,
     bus: Arc<dyn Bus>,
+    sla: sla::Sla,
 }
 
 impl Crm {
@@ -84,11 +89,13 @@ impl Crm {
             cookie_secure: config.cookie_secure,
             trace_url: config.trace_url.clone(),
         };
+        let sla = sla::Sla::new(db.clone(), config.sla.clone(), config.metrics.clone());
         Ok(Crm {
             state,
             db,
             relay,
             bus,
+            sla,
         })
     }
 
@@ -100,9 +107,19 @@ impl Crm {
         &self.db
     }
 
-    /// Starts the outbox relay and the event consumer.
+    /// The SLA clocks over the CRM's orders.
+    pub fn sla(&self) -> &sla::Sla {
+        &self.sla
+    }
+
+    /// Starts the outbox relay, the overdue announcer and the event consumer
+    /// (the task returned runs the relay and the announcer).
     pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-        let relay = tokio::spawn(self.relay.clone().run());
+        let every = std::time::Duration::from_secs(self.sla.policy().check_interval_seconds.max(1));
+        let (relay, announcer) = (self.relay.clone(), self.sla.clone());
+        let relay = tokio::spawn(async move {
+            tokio::join!(relay.run(), announcer.run(every));
+        });
         self.bus
             .consume(
                 consumer::QUEUE.name,
@@ -143,5 +160,9 @@ impl Crm {
             .route("/api/v1/orders/{id}/confirm", post(api::confirm))
             .route("/api/v1/orders/{id}/cancel", post(api::cancel))
             .with_state(self.state.clone())
+            .merge(sla::router(sla::SlaState {
+                sla: self.sla.clone(),
+                key: self.state.key.clone(),
+            }))
     }
 }

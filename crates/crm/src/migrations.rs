@@ -108,4 +108,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: TRACES,
         postgres: TRACES,
     },
+    Migration {
+        version: 5,
+        description: "SLA announcements",
+        sqlite: crate::sla::SQL,
+        postgres: crate::sla::SQL,
+    },
 ];

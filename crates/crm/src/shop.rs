@@ -464,7 +464,11 @@ struct BackofficePage {
     next_cursor: Option<String>,
 }
 
-fn manager_only(lang: Lang, user: Option<Caller>, uri: &OriginalUri) -> Result<Caller, Response> {
+pub(crate) fn manager_only(
+    lang: Lang,
+    user: Option<Caller>,
+    uri: &OriginalUri,
+) -> Result<Caller, Response> {
     match user {
         None => Err(login_redirect(uri)),
         Some(u) if u.role == Role::Manager => Ok(u),

@@ -21,6 +21,8 @@ pub struct SlaPolicy {
     pub packed_seconds: Option<u64>,
     /// The share of the limit (in ‰) after which an order is at risk.
     pub at_risk_permille: u64,
+    /// How often the CRM looks for newly overdue orders to announce.
+    pub check_interval_seconds: u64,
 }
 
 impl Default for SlaPolicy {
@@ -34,6 +36,7 @@ impl Default for SlaPolicy {
             manufactured_seconds: Some(24 * HOUR),
             packed_seconds: Some(24 * HOUR),
             at_risk_permille: 750,
+            check_interval_seconds: 30,
         }
     }
 }

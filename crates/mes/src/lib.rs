@@ -11,6 +11,7 @@ pub mod materials;
 mod migrations;
 pub mod orders;
 pub mod queue;
+pub mod sla;
 pub mod uploads;
 
 use adapters::outbox::Relay;
@@ -40,6 +41,10 @@ pub struct MesConfig {
     /// Direct uploads larger than this are handed out as presigned parts of this size.
     pub multipart_part_bytes: u64,
     pub limits: Limits,
+    /// Deadlines per status: the console's list of late orders.
+    pub sla: domain::sla::SlaPolicy,
+    /// Where MES's own counters go (e.g. cache hits and misses).
+    pub metrics: adapters::metrics::Metrics,
 }
 
 /// Upload limits.
@@ -73,6 +78,8 @@ impl FromRef<MesState> for IdentityKey {
 pub struct Mes {
     state: MesState,
     bus: Arc<dyn Bus>,
+    sla: domain::sla::SlaPolicy,
+    metrics: adapters::metrics::Metrics,
 }
 
 impl Mes {
@@ -103,11 +110,18 @@ impl Mes {
                 multipart_part_bytes: config.multipart_part_bytes,
             },
             bus,
+            sla: config.sla.clone(),
+            metrics: config.metrics.clone(),
         })
     }
 
     pub fn state(&self) -> &MesState {
         &self.state
+    }
+
+    /// The metrics MES counts in.
+    pub fn metrics(&self) -> &adapters::metrics::Metrics {
+        &self.metrics
     }
 
     /// Starts the outbox relay and the event consumer.
@@ -168,5 +182,10 @@ impl Mes {
             .route("/mes/api/orders/{id}/take", post(api::take))
             .route("/mes/api/orders/{id}/status", post(api::set_status))
             .with_state(self.state.clone())
+            .merge(sla::router(sla::LateOrders {
+                db: self.state.db.clone(),
+                policy: self.sla.clone(),
+                key: self.state.key.clone(),
+            }))
     }
 }

@@ -33,6 +33,8 @@ pub struct PricingConfig {
     pub workers: usize,
     pub rules: PricingRules,
     pub limits: geometry::Limits,
+    /// Where job durations, model sizes and the measurement cache are counted.
+    pub metrics: adapters::metrics::Metrics,
 }
 
 /// What the geometry says about a model, whatever it will be made of. The same
@@ -234,6 +236,7 @@ struct Worker {
     bus: Arc<dyn Bus>,
     rules: PricingRules,
     limits: geometry::Limits,
+    metrics: adapters::metrics::Metrics,
 }
 
 impl Pricing {
@@ -245,7 +248,9 @@ impl Pricing {
             bus: bus.clone(),
             rules: config.rules.clone(),
             limits: config.limits,
+            metrics: config.metrics.clone(),
         };
+        config.metrics.pricing_workers(config.workers.max(1));
         Ok(Pricing {
             worker: Arc::new(worker),
             bus,
@@ -283,7 +288,9 @@ impl Worker {
         &self,
         job: &PricingRequested,
     ) -> Result<Result<Measured, Unpriceable>, DeliveryError> {
-        if let Some(m) = self.cached(&job.content_sha256).await {
+        let cached = self.cached(&job.content_sha256).await;
+        self.metrics.cache_lookup("measurements", cached.is_some());
+        if let Some(m) = cached {
             tracing::info!(content_sha256 = %job.content_sha256, "measurement reused");
             return Ok(Ok(m));
         }
@@ -296,6 +303,7 @@ impl Worker {
             .bytes()
             .await
             .map_err(retry("reading the model"))?;
+        let size = bytes.len() as u64;
         let limits = self.limits;
         let span = tracing::Span::current();
         let measured = tokio::task::spawn_blocking(move || {
@@ -305,8 +313,12 @@ impl Worker {
         .map_err(|e| DeliveryError::Retry(anyhow::anyhow!("analysis crashed: {e}")))?;
         let (m, png) = match measured {
             Ok(done) => done,
-            Err(u) => return Ok(Err(u)),
+            Err(u) => {
+                self.metrics.pricing_model(size, None);
+                return Ok(Err(u));
+            }
         };
+        self.metrics.pricing_model(size, Some(m.triangles));
         // The picture first: a cached measurement promises its picture exists.
         self.store
             .put(&preview_key(&job.content_sha256), png.into())
@@ -328,6 +340,7 @@ impl Worker {
 impl Handler for Worker {
     #[tracing::instrument(name = "pricing.job", skip_all, fields(order_id = %env.order_id, event_id = %env.event_id))]
     async fn handle(&self, env: Envelope) -> Result<(), DeliveryError> {
+        let _busy = self.metrics.pricing_job();
         let started = Instant::now();
         let job: PricingRequested = env
             .decode()
@@ -336,8 +349,10 @@ impl Handler for Worker {
             .measure(&job)
             .await?
             .and_then(|m| m.quote(&job.material, &self.rules));
+        let seconds = started.elapsed().as_secs_f64();
         let out = match outcome {
             Ok((geometry, quote)) => {
+                self.metrics.pricing_done("priced", seconds);
                 let duration_ms = started.elapsed().as_millis() as u64;
                 tracing::info!(
                     total_minor = quote.total.minor,
@@ -357,6 +372,7 @@ impl Handler for Worker {
                 )
             }
             Err(u) => {
+                self.metrics.pricing_done("rejected", seconds);
                 tracing::info!(code = u.code, reason = %u.reason, "model rejected");
                 let failed = PricingFailed {
                     order_id: job.order_id,

@@ -68,6 +68,10 @@ impl Frame {
     pub fn user_name(&self) -> &str {
         self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("")
     }
+    /// The SLA views' texts in this page's language.
+    pub fn sla(&self) -> &'static crate::sla::SlaTexts {
+        crate::sla::SlaTexts::of(self.t.language())
+    }
     /// The link that switches language and returns here.
     pub fn switch_href(&self) -> String {
         format!("/lang/{}?next={}", self.t.other_lang, urlencode(&self.path))

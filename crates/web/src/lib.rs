@@ -8,6 +8,7 @@ pub mod i18n;
 pub mod identity;
 pub mod internal;
 pub mod paging;
+pub mod sla;
 
 pub use error::ApiError;
 pub use i18n::{Lang, Texts};

@@ -9,6 +9,7 @@ mod durability;
 mod isolation;
 mod journey;
 mod lifecycle;
+mod observability;
 mod operators;
 mod s3;
 mod traces;

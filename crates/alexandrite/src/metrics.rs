@@ -1,0 +1,154 @@
+//! `/metrics` on every role (Prometheus text), and the middleware that counts
+//! every HTTP request by route template, method and status.
+//!
+//! Counters and histograms are recorded as things happen; the gauges that
+//! describe state — orders by status, their age and SLA standing, outbox
+//! backlogs, queue depths and dead letters, database pools — are queried from
+//! this process's own databases and bus at scrape time.
+
+use crate::app::Role;
+use adapters::metrics::{CONTENT_TYPE, Metrics};
+use adapters::{Bus, Db};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use domain::sla::SlaPolicy;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What one process's `/metrics` reports on besides its counters.
+pub struct Scrape {
+    pub metrics: Metrics,
+    /// Each service's database in this process, by service name.
+    pub databases: Vec<(&'static str, Db)>,
+    pub bus: Option<Arc<dyn Bus>>,
+    pub sla: SlaPolicy,
+}
+
+/// `GET /metrics`.
+pub fn router(scrape: Scrape) -> Router {
+    Router::new()
+        .route("/metrics", get(serve))
+        .with_state(Arc::new(scrape))
+}
+
+async fn serve(State(s): State<Arc<Scrape>>) -> Response {
+    let text = s.metrics.scrape(|m| fill(s.clone(), m)).await;
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+}
+
+/// Sets the scrape-time gauges; a source that cannot answer is logged and
+/// left out (its gauges disappear), the rest is still reported.
+async fn fill(s: Arc<Scrape>, m: Metrics) {
+    let now = domain::to_ms(domain::now());
+    let limits: Vec<(&str, i64)> = domain::OrderStatus::ALL
+        .iter()
+        .filter_map(|st| s.sla.limit_ms(*st).map(|ms| (st.as_str(), ms)))
+        .collect();
+    m.set_sla_limits(&limits);
+    for (service, db) in &s.databases {
+        match adapters::sla::status_stats(db.any_reader(), &s.sla, now).await {
+            Ok(stats) => m.set_orders(service, now, &stats),
+            Err(e) => {
+                tracing::warn!(service, error = %format!("{e:#}"), "metrics: orders not counted")
+            }
+        }
+        match adapters::outbox::backlog(db).await {
+            Ok((n, oldest)) => m.set_outbox(service, now, n, oldest),
+            Err(e) => tracing::warn!(service, error = %e, "metrics: outbox not counted"),
+        }
+        let pool = db.pool();
+        m.set_pool(
+            service,
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        );
+    }
+    if let Some(bus) = &s.bus {
+        match bus.stats().await {
+            Ok(queues) => m.set_queues(&queues),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "metrics: queues not counted"),
+        }
+    }
+}
+
+/// Which service a request belongs to, for the `service` label: the role of
+/// a single-role process; in the all-in-one process, the service the gateway
+/// would route the path to.
+fn service_of(role: Role, path: &str) -> &'static str {
+    match role {
+        Role::Gateway => "gateway",
+        Role::Crm => "crm",
+        Role::Mes => "mes",
+        Role::Pricing => "pricing",
+        Role::All if path == "/metrics" || path.starts_with("/health/") => "platform",
+        Role::All => match gateway::route(path) {
+            Some(gateway::Upstream::Mes) => "mes",
+            Some(gateway::Upstream::Crm) => "crm",
+            None => "platform",
+        },
+    }
+}
+
+/// The route template of a request (never the raw path, whose ids would make
+/// a series per order): the matched route, or where the gateway forwards it.
+fn route_of(role: Role, matched: Option<&MatchedPath>, path: &str) -> String {
+    match (matched, role) {
+        (Some(m), _) => m.as_str().to_string(),
+        (None, Role::Gateway) => match gateway::route(path) {
+            Some(gateway::Upstream::Crm) => "proxy:crm".into(),
+            Some(gateway::Upstream::Mes) => "proxy:mes".into(),
+            None => "unmatched".into(),
+        },
+        (None, _) => "unmatched".into(),
+    }
+}
+
+#[derive(Clone)]
+struct Counting {
+    metrics: Metrics,
+    role: Role,
+}
+
+async fn count(State(c): State<Counting>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let route = route_of(c.role, req.extensions().get::<MatchedPath>(), &path);
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    c.metrics.http_request(
+        service_of(c.role, &path),
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// Counts every request `router` answers (add it last, over every route).
+pub fn track(router: Router, metrics: Metrics, role: Role) -> Router {
+    router.layer(middleware::from_fn_with_state(
+        Counting { metrics, role },
+        count,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_labelled_by_service_and_never_by_raw_path() {
+        assert_eq!(service_of(Role::All, "/api/v1/models"), "mes");
+        assert_eq!(service_of(Role::All, "/api/v1/orders/x"), "crm");
+        assert_eq!(service_of(Role::All, "/metrics"), "platform");
+        assert_eq!(service_of(Role::Pricing, "/metrics"), "pricing");
+        assert_eq!(route_of(Role::Gateway, None, "/mes/api/queue"), "proxy:mes");
+        assert_eq!(route_of(Role::Crm, None, "/no/such/page"), "unmatched");
+    }
+}
