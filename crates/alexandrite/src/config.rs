@@ -28,6 +28,7 @@ pub struct Config {
     pub crm: CrmSection,
     pub mes: MesSection,
     pub bus: BusSection,
+    pub cache: CacheSection,
     pub pricing: PricingSection,
     pub limits: LimitsSection,
     pub reconcile: ReconcileSection,
@@ -104,6 +105,9 @@ pub struct MesSection {
     pub s3_allow_http: Option<bool>,
     /// Lifetime of a presigned direct-upload URL, seconds (default 900).
     pub upload_url_expiry_secs: Option<u64>,
+    /// Mount `GET /mes/api/queue/naive`, the naive baseline `scripts/bench-queue`
+    /// compares against (OFFSET, no index, no cache). Never in production.
+    pub bench_naive_queue: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -111,6 +115,24 @@ pub struct MesSection {
 pub struct BusSection {
     /// Default: the embedded bus, sqlite file `bus.sqlite` in the data dir.
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// `memory://` (in-process, the default) or `redis://host:6379/0`.
+    pub url: String,
+    /// Put before every key and channel, so deployments can share one Redis.
+    pub prefix: String,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            url: "memory://".into(),
+            prefix: "alexandrite:".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +163,7 @@ impl Default for Config {
             crm: CrmSection::default(),
             mes: MesSection::default(),
             bus: BusSection::default(),
+            cache: CacheSection::default(),
             pricing: PricingSection::default(),
             limits: LimitsSection::default(),
             reconcile: ReconcileSection::default(),
@@ -183,9 +206,11 @@ const TOP_LEVEL: &[&str] = &[
     "crm",
     "mes",
     "bus",
+    "cache",
     "pricing",
     "limits",
     "reconcile",
+    "sla",
 ];
 
 impl Config {
@@ -297,6 +322,7 @@ impl Config {
                 "(AWS_SECRET_ACCESS_KEY)"
             });
         v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
+        v["cache"]["url"] = serde_json::json!(adapters::db::redact(&self.cache.url));
         serde_json::to_string_pretty(&v).expect("json")
     }
 }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod reconcile;
+pub mod seed;
 pub mod telemetry;
 
 pub use app::Application;

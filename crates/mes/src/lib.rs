@@ -7,6 +7,7 @@ mod console;
 pub mod consumer;
 pub mod intake;
 mod internal;
+mod live;
 pub mod materials;
 mod migrations;
 pub mod orders;
@@ -38,6 +39,14 @@ pub struct MesConfig {
     /// How long a presigned upload URL (and its upload record) stays valid.
     pub upload_url_expiry: std::time::Duration,
     pub limits: Limits,
+    /// The cache: `memory://` (in-process) or `redis://…`.
+    pub cache_url: String,
+    /// Put before every cache key and channel (deployments sharing a Redis).
+    pub cache_prefix: String,
+    /// Deadlines shown in the queue.
+    pub sla: domain::sla::SlaPolicy,
+    /// Mount `GET /mes/api/queue/naive`, the benchmark's baseline (never in production).
+    pub bench_naive_queue: bool,
 }
 
 /// Upload limits.
@@ -57,6 +66,8 @@ pub struct MesState {
     /// Present when the store can hand out direct-upload URLs (S3).
     pub presigner: Option<adapters::objects::Presigner>,
     pub upload_url_expiry: std::time::Duration,
+    /// The operators' queue: cache, live changes, SLA.
+    pub feed: queue::Feed,
 }
 
 impl FromRef<MesState> for IdentityKey {
@@ -65,10 +76,19 @@ impl FromRef<MesState> for IdentityKey {
     }
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The MES service.
 pub struct Mes {
     state: MesState,
     bus: Arc<dyn Bus>,
+    bench_naive_queue: bool,
 }
 
 impl Mes {
@@ -87,7 +107,10 @@ impl Mes {
         let objects = adapters::objects::open_with(&config.objects_url, &config.s3)?;
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "mes");
+        let cache = adapters::cache::open(&config.cache_url, &config.cache_prefix).await?;
+        let feed = queue::Feed::new(db.clone(), cache, config.sla.clone());
         Ok(Mes {
+            bench_naive_queue: config.bench_naive_queue,
             state: MesState {
                 db,
                 store: objects.store,
@@ -96,6 +119,7 @@ impl Mes {
                 limits: config.limits,
                 presigner: objects.presigner,
                 upload_url_expiry: config.upload_url_expiry,
+                feed,
             },
             bus,
         })
@@ -108,14 +132,20 @@ impl Mes {
     /// Starts the outbox relay and the event consumer.
     pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let relay = tokio::spawn(self.state.relay.clone().run());
+        let listener = tokio::spawn(self.state.feed.clone().listen());
         let consumer = consumer::MesConsumer {
             db: self.state.db.clone(),
             relay: self.state.relay.clone(),
+            feed: Some(self.state.feed.clone()),
         };
         self.bus
             .consume(consumer::QUEUE.name, 1, Arc::new(consumer))
             .await?;
-        Ok(relay)
+        // One handle for both: aborting it aborts them.
+        Ok(tokio::spawn(async move {
+            let _guards = (AbortOnDrop(relay), AbortOnDrop(listener));
+            std::future::pending::<()>().await
+        }))
     }
 
     /// Endpoints for our own processes (reconciliation); mounted only when MES
@@ -131,7 +161,7 @@ impl Mes {
         // Room for the multipart envelope around the largest allowed file.
         let body_limit =
             DefaultBodyLimit::max(self.state.limits.max_upload_bytes as usize + 1024 * 1024);
-        Router::new()
+        let router = Router::new()
             .route(
                 "/api/v1/models",
                 post(api::upload_model).layer(body_limit.clone()),
@@ -155,13 +185,26 @@ impl Mes {
                 axum::routing::put(catalogue::put),
             )
             .route("/mes", get(console::console))
+            .route("/mes/static/queue.js", get(live::script))
             .route("/mes/orders/{id}", get(console::order))
             .route("/mes/orders/{id}/take", post(console::take))
+            .route("/mes/orders/{id}/release", post(console::release))
+            .route("/mes/orders/{id}/reassign", post(console::reassign))
             .route("/mes/orders/{id}/status", post(console::set_status))
             .route("/mes/api/queue", get(api::get_queue))
+            .route("/mes/api/queue/events", get(live::events))
+            .route("/mes/api/operators", get(api::operators))
             .route("/mes/api/orders/{id}", get(api::get_order))
             .route("/mes/api/orders/{id}/take", post(api::take))
-            .route("/mes/api/orders/{id}/status", post(api::set_status))
-            .with_state(self.state.clone())
+            .route("/mes/api/orders/{id}/release", post(api::release))
+            .route("/mes/api/orders/{id}/reassign", post(api::reassign))
+            .route("/mes/api/orders/{id}/status", post(api::set_status));
+        // The benchmark's baseline: only when asked for (scripts/bench-queue).
+        let router = if self.bench_naive_queue {
+            router.route("/mes/api/queue/naive", get(api::get_queue_naive))
+        } else {
+            router
+        };
+        router.with_state(self.state.clone())
     }
 }

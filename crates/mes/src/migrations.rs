@@ -114,6 +114,27 @@ CREATE TABLE uploads (
 );
 ";
 
+/// The operators' queue at scale: partial indexes over confirmed orders only
+/// (a small share of all), newest first, one per filter shape; the weight and
+/// price filters are checked inside the index (PostgreSQL: INCLUDE, so the
+/// check needs no table row). See docs/queue.md for the plans.
+const QUEUE_INDEXES_PG: &str = "
+CREATE INDEX orders_queue_first ON orders (confirmed_at_ms DESC, id DESC)
+  INCLUDE (weight_g, price_minor) WHERE status = 'CONFIRMED';
+CREATE INDEX orders_queue_material ON orders (material_code, confirmed_at_ms DESC, id DESC)
+  INCLUDE (weight_g, price_minor) WHERE status = 'CONFIRMED';
+CREATE INDEX orders_in_work ON orders (taken_at_ms DESC)
+  WHERE status IN ('MANUFACTURING_STARTED', 'MANUFACTURED', 'PACKED');
+";
+const QUEUE_INDEXES_SQLITE: &str = "
+CREATE INDEX orders_queue_first ON orders (confirmed_at_ms DESC, id DESC, weight_g, price_minor)
+  WHERE status = 'CONFIRMED';
+CREATE INDEX orders_queue_material ON orders (material_code, confirmed_at_ms DESC, id DESC, weight_g, price_minor)
+  WHERE status = 'CONFIRMED';
+CREATE INDEX orders_in_work ON orders (taken_at_ms DESC)
+  WHERE status IN ('MANUFACTURING_STARTED', 'MANUFACTURED', 'PACKED');
+";
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
 
@@ -147,5 +168,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "direct uploads",
         sqlite: UPLOADS,
         postgres: UPLOADS,
+    },
+    Migration {
+        version: 6,
+        description: "queue indexes",
+        sqlite: QUEUE_INDEXES_SQLITE,
+        postgres: QUEUE_INDEXES_PG,
     },
 ];

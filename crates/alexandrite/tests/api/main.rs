@@ -9,5 +9,6 @@ mod durability;
 mod isolation;
 mod lifecycle;
 mod operators;
+mod queue;
 mod s3;
 mod uploads;
