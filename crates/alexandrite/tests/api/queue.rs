@@ -23,7 +23,7 @@ async fn confirmed_orders(app: &TestApp, n: usize, material: &str) -> Vec<String
         .map(|id| {
             let key = key.clone();
             async move {
-                app.wait_status(&key, id, "AWAITING_CONFIRMATION").await;
+                awaiting(app, &key, id).await;
                 let (s, b) = app
                     .post(&key, &format!("/api/v1/orders/{id}/confirm"), None)
                     .await;
@@ -45,6 +45,23 @@ async fn confirmed_orders(app: &TestApp, n: usize, material: &str) -> Vec<String
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("not every confirmed order reached MES's queue");
+}
+
+/// Waits until an order is priced: a hundred at once on a loaded machine take
+/// longer than one (the helpers' 20 s), so this waits up to three minutes.
+async fn awaiting(app: &TestApp, key: &str, id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let (s, o) = app.order(key, id).await;
+        if s == StatusCode::OK && o["status"] == "AWAITING_CONFIRMATION" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {id} was not priced within 3 minutes: {o}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every order id in the queue (all pages), newest first.
