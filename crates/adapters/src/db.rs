@@ -92,8 +92,7 @@ impl Db {
         db.migrate(migrations).await?;
         if let Some(replica_url) = replica_url.filter(|u| !u.is_empty()) {
             anyhow::ensure!(
-                db.backend == Backend::Postgres
-                    && Backend::from_url(replica_url)? == Backend::Postgres,
+                db.backend == Backend::Postgres && Backend::from_url(replica_url)? == Backend::Postgres,
                 "a read replica needs PostgreSQL for both the primary and the replica \
                  (got {} and {})",
                 redact(url),
@@ -103,9 +102,7 @@ impl Db {
             let row = sqlx::query("SELECT CAST(pg_is_in_recovery() AS INT) AS standby")
                 .fetch_one(&replica.pool)
                 .await
-                .with_context(|| {
-                    format!("asking {} whether it is a standby", redact(replica_url))
-                })?;
+                .with_context(|| format!("asking {} whether it is a standby", redact(replica_url)))?;
             if row.try_get::<i32, _>("standby")? != 1 {
                 tracing::warn!(
                     replica = %redact(replica_url),
@@ -163,10 +160,7 @@ impl Db {
             .await
         {
             Ok(row) => {
-                let lsn = row
-                    .try_get::<String, _>("lsn")
-                    .ok()
-                    .and_then(|t| parse_lsn(&t));
+                let lsn = row.try_get::<String, _>("lsn").ok().and_then(|t| parse_lsn(&t));
                 let mut marks = replica.marks.lock().expect("marks");
                 marks.retain(|_, (_, at)| at.elapsed() < MARK_TTL);
                 // No LSN (cannot happen on a primary): pin the caller to the
@@ -326,10 +320,7 @@ mod tests {
     #[test]
     fn parses_lsns() {
         assert_eq!(super::parse_lsn("0/0"), Some(0));
-        assert_eq!(
-            super::parse_lsn("16/B374D848"),
-            Some((0x16 << 32) | 0xB374_D848)
-        );
+        assert_eq!(super::parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
         assert!(super::parse_lsn("16/B374D849") > super::parse_lsn("16/B374D848"));
         assert!(super::parse_lsn("17/0") > super::parse_lsn("16/FFFFFFFF"));
         assert_eq!(super::parse_lsn("nonsense"), None);

@@ -53,9 +53,7 @@ async fn reads_go_to_the_replica_except_a_writers_own_until_it_catches_up() {
     let name = format!("alx_test_replica_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&format!("{primary}/postgres"))
         .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL at {primary} is needed (scripts/test starts it): {e}")
-        });
+        .unwrap_or_else(|e| panic!("PostgreSQL at {primary} is needed (scripts/test starts it): {e}"));
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
@@ -77,10 +75,7 @@ async fn reads_go_to_the_replica_except_a_writers_own_until_it_catches_up() {
         if seen {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never saw database {name}"
-        );
+        assert!(Instant::now() < deadline, "the replica never saw database {name}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -111,15 +106,8 @@ async fn reads_go_to_the_replica_except_a_writers_own_until_it_catches_up() {
     assert_eq!(standby, 1, "the reader pool must be the standby");
     // The migration's table has replicated before we pause.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sqlx::query("SELECT 1 FROM notes")
-        .fetch_optional(pool)
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the notes table never replicated"
-        );
+    while sqlx::query("SELECT 1 FROM notes").fetch_optional(pool).await.is_err() {
+        assert!(Instant::now() < deadline, "the notes table never replicated");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -136,11 +124,7 @@ async fn reads_go_to_the_replica_except_a_writers_own_until_it_catches_up() {
 
         // Anna's reads go to the primary and see her write…
         let (pool, from) = db.reader_with_source("user:anna").await;
-        assert_eq!(
-            from,
-            ReadFrom::Primary,
-            "the replica has not replayed Anna's write"
-        );
+        assert_eq!(from, ReadFrom::Primary, "the replica has not replayed Anna's write");
         assert_eq!(count(pool, "anna").await, 1);
         // …every time, while the replica stays behind.
         for _ in 0..5 {
@@ -149,11 +133,7 @@ async fn reads_go_to_the_replica_except_a_writers_own_until_it_catches_up() {
         // Oleg has written nothing: he reads the replica, which does not have it yet.
         let (pool, from) = db.reader_with_source("user:oleg").await;
         assert_eq!(from, ReadFrom::Replica);
-        assert_eq!(
-            count(pool, "anna").await,
-            0,
-            "replay is paused, so the replica lags"
-        );
+        assert_eq!(count(pool, "anna").await, 0, "replay is paused, so the replica lags");
     })
     .catch_unwind()
     .await;
@@ -167,11 +147,7 @@ async fn reads_go_to_the_replica_except_a_writers_own_until_it_catches_up() {
     loop {
         let (pool, from) = db.reader_with_source("user:anna").await;
         if from == ReadFrom::Replica {
-            assert_eq!(
-                count(pool, "anna").await,
-                1,
-                "caught up means her write is there"
-            );
+            assert_eq!(count(pool, "anna").await, 1, "caught up means her write is there");
             break;
         }
         assert!(Instant::now() < deadline, "the replica never caught up");

@@ -104,22 +104,10 @@ mod tests {
         let t0 = 1_000_000;
         let h = 3_600_000;
         assert_eq!(p.deadline_ms(OrderStatus::Confirmed, t0), Some(t0 + 4 * h));
-        assert_eq!(
-            p.lateness(OrderStatus::Confirmed, t0, t0 + 2 * h),
-            Lateness::OnTime
-        );
-        assert_eq!(
-            p.lateness(OrderStatus::Confirmed, t0, t0 + 3 * h),
-            Lateness::AtRisk
-        );
-        assert_eq!(
-            p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h - 1),
-            Lateness::AtRisk
-        );
-        assert_eq!(
-            p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h),
-            Lateness::Overdue
-        );
+        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 2 * h), Lateness::OnTime);
+        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 3 * h), Lateness::AtRisk);
+        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h - 1), Lateness::AtRisk);
+        assert_eq!(p.lateness(OrderStatus::Confirmed, t0, t0 + 4 * h), Lateness::Overdue);
     }
 
     #[test]
