@@ -2,6 +2,7 @@
 //! chosen by URL scheme. Services depend on the ports; the binary picks the backend.
 
 pub mod bus;
+pub mod cache;
 pub mod db;
 pub mod inbox;
 pub mod metrics;
@@ -13,4 +14,5 @@ pub mod telemetry;
 pub mod views;
 
 pub use bus::{Bus, DeliveryError, Handler, QueueSpec};
+pub use cache::Cache;
 pub use db::{Backend, Db, Migration};

@@ -66,6 +66,7 @@ pub struct Application {
 enum Check {
     Db(Db),
     Bus(Arc<dyn Bus>),
+    Cache(Arc<dyn adapters::Cache>),
     /// Another process's `/health/ready`.
     Upstream(String),
 }
@@ -81,13 +82,23 @@ async fn ready(State(checks): State<Arc<Vec<(&'static str, Check)>>>) -> impl In
         let result: Result<(), String> = match check {
             Check::Db(db) => db.ping().await.map_err(|e| e.to_string()),
             Check::Bus(bus) => bus.depths().await.map(|_| ()).map_err(|e| e.to_string()),
+            Check::Cache(cache) => cache.ping().await.map_err(|e| e.to_string()),
             Check::Upstream(url) => match client.get(format!("{url}/health/ready")).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(format!("{url} answered {}", r.status())),
                 Err(e) => Err(format!("{url} unreachable: {e}")),
             },
         };
-        ok &= result.is_ok();
+        // The cache is an optimisation: without it the queue reads the database.
+        let optional = matches!(check, Check::Cache(_));
+        ok &= result.is_ok() || optional;
+        let result = result.map_err(|e| {
+            if optional {
+                format!("degraded (the queue reads the database): {e}")
+            } else {
+                e
+            }
+        });
         report.insert(
             name.to_string(),
             result.map_or_else(Value::String, |_| json!("ok")),
@@ -172,6 +183,9 @@ fn mes_config(config: &Config, metrics: &adapters::metrics::Metrics) -> MesConfi
         limits: Limits {
             max_upload_bytes: config.limits.max_upload_bytes,
         },
+        cache_url: config.cache.url.clone(),
+        cache_prefix: config.cache.prefix.clone(),
+        bench_naive_queue: config.mes.bench_naive_queue,
     }
 }
 
@@ -242,6 +256,7 @@ impl Application {
         }
         if let Some(mes) = &mes {
             checks.push(("mes_database", Check::Db(mes.state().db.clone())));
+            checks.push(("cache", Check::Cache(mes.state().feed.cache.clone())));
             services = services.merge(mes.router());
         }
         let router = match role {

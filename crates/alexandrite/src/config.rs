@@ -28,6 +28,7 @@ pub struct Config {
     pub crm: CrmSection,
     pub mes: MesSection,
     pub bus: BusSection,
+    pub cache: CacheSection,
     pub pricing: PricingSection,
     pub limits: LimitsSection,
     pub reconcile: ReconcileSection,
@@ -117,6 +118,9 @@ pub struct MesSection {
     /// Direct uploads larger than this many bytes are handed out as presigned
     /// multipart parts of this size (S3's minimum part is 5 MiB). Default 16 MiB.
     pub multipart_part_bytes: Option<u64>,
+    /// Mount `GET /mes/api/queue/naive`, the naive baseline `scripts/bench-queue`
+    /// compares against (OFFSET, no index, no cache). Never in production.
+    pub bench_naive_queue: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -124,6 +128,24 @@ pub struct MesSection {
 pub struct BusSection {
     /// Default: the embedded bus, sqlite file `bus.sqlite` in the data dir.
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// `memory://` (in-process, the default) or `redis://host:6379/0`.
+    pub url: String,
+    /// Put before every key and channel, so deployments can share one Redis.
+    pub prefix: String,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            url: "memory://".into(),
+            prefix: "alexandrite:".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +176,7 @@ impl Default for Config {
             crm: CrmSection::default(),
             mes: MesSection::default(),
             bus: BusSection::default(),
+            cache: CacheSection::default(),
             pricing: PricingSection::default(),
             limits: LimitsSection::default(),
             reconcile: ReconcileSection::default(),
@@ -197,6 +220,7 @@ const TOP_LEVEL: &[&str] = &[
     "crm",
     "mes",
     "bus",
+    "cache",
     "pricing",
     "limits",
     "reconcile",
@@ -330,6 +354,7 @@ impl Config {
                 "(AWS_SECRET_ACCESS_KEY)"
             });
         v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
+        v["cache"]["url"] = serde_json::json!(adapters::db::redact(&self.cache.url));
         serde_json::to_string_pretty(&v).expect("json")
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod reconcile;
+pub mod seed;
 pub mod telemetry;
 
 pub use app::Application;

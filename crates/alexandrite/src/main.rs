@@ -76,6 +76,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fill the CRM's and MES's databases with realistic orders in every status
+    /// (materials, weights, prices, histories), for load tests and demos.
+    #[command(
+        long_about = "Fill the CRM's and MES's databases (crm.database_url, mes.database_url) with N realistic \
+orders in every status: about 60 % shipped, 5 % confirmed and waiting in the operators' queue, the rest on their \
+way, cancelled, rejected or still being priced; every order with its material, metal weight, priced quote and a \
+status history with times and actors, identical in both services (reconciliation finds no difference). Rows are \
+written with multi-row INSERTs in transactions of 20,000 orders, CRM and MES in parallel: a million orders \
+takes minutes on PostgreSQL. Orders are added to what is there; run it on empty databases for clean numbers."
+    )]
+    Seed {
+        /// How many orders to create.
+        #[arg(long, value_name = "N")]
+        orders: u64,
+        /// Random seed: the same seed gives the same orders (but fresh ids).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (secrets masked).
     Config,
 }
@@ -329,6 +350,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "CRM and MES disagree about {} orders",
                 report.differences.len()
             );
+            Ok(())
+        }
+        Command::Seed { orders, seed, json } => {
+            telemetry::init(Sink::Stderr);
+            let report = alexandrite::seed::run(&config, orders, seed, |done, total| {
+                if done % 100_000 == 0 || done == total {
+                    eprintln!("seeded {done}/{total} orders");
+                }
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for (status, n) in &report.by_status {
+                    println!("{status:<22} {n:>9}");
+                }
+                println!(
+                    "{} orders, {} history rows in each service, in {:.1} s ({:.0} orders/s)",
+                    report.orders,
+                    report.history_rows,
+                    report.seconds,
+                    report.orders as f64 / report.seconds.max(0.001)
+                );
+            }
             Ok(())
         }
         Command::Config => {

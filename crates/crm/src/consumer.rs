@@ -208,7 +208,8 @@ impl CrmConsumer {
                     .execute(&mut **tx)
                     .await
                     .map_err(anyhow::Error::from)?;
-                    let note = ev.tracking_number.as_deref();
+                    // A release back to the queue carries the operator's reason.
+                    let note = ev.tracking_number.as_deref().or(ev.note.as_deref());
                     timeline::record(tx, ev.order_id, ev.status, &ev.actor, Some(&eid), note)
                         .await
                         .map_err(anyhow::Error::from)?;

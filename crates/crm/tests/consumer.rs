@@ -159,6 +159,7 @@ async fn an_event_ahead_of_its_predecessor_is_retried_not_lost() {
             status: OrderStatus::Shipped,
             actor: Actor::system("t"),
             tracking_number: None,
+            note: None,
         },
     );
     assert!(matches!(
@@ -185,5 +186,82 @@ async fn an_event_of_a_type_the_crm_does_not_handle_is_poison() {
     assert!(matches!(
         consumer.handle(env).await,
         Err(DeliveryError::Reject(_))
+    ));
+}
+
+fn status_changed(id: OrderId, status: OrderStatus, note: Option<&str>) -> Envelope {
+    Envelope::new(
+        "mes",
+        &OrderStatusChanged {
+            order_id: id,
+            status,
+            actor: Actor {
+                kind: "operator".into(),
+                name: "Oleg".into(),
+                user_id: None,
+            },
+            tracking_number: None,
+            note: note.map(str::to_string),
+        },
+    )
+}
+
+async fn crm_status(db: &Db, id: OrderId) -> String {
+    sqlx::query("SELECT status FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("status")
+        .unwrap()
+}
+
+/// An operator releasing an order back to the queue takes the customer's view
+/// back to CONFIRMED (with the reason in the timeline); taking it again moves it on.
+#[tokio::test]
+async fn a_release_back_to_the_queue_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir).await;
+    let consumer = CrmConsumer { db: db.clone() };
+    let id = OrderId::new();
+    consumer.handle(received(id)).await.unwrap();
+    consumer.handle(priced(id)).await.unwrap();
+    // The customer confirms in the CRM itself.
+    sqlx::query("UPDATE orders SET status = 'CONFIRMED' WHERE id = $1")
+        .bind(id.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    consumer
+        .handle(status_changed(id, OrderStatus::ManufacturingStarted, None))
+        .await
+        .unwrap();
+    assert_eq!(crm_status(&db, id).await, "MANUFACTURING_STARTED");
+    let release = status_changed(id, OrderStatus::Confirmed, Some("wrong alloy in stock"));
+    consumer.handle(release.clone()).await.unwrap();
+    assert_eq!(crm_status(&db, id).await, "CONFIRMED");
+    // The same release delivered again changes nothing.
+    consumer.handle(release).await.unwrap();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) AS n FROM order_history WHERE order_id = $1 AND status = 'CONFIRMED' \
+             AND note = 'wrong alloy in stock'",
+            id
+        )
+        .await,
+        1
+    );
+    consumer
+        .handle(status_changed(id, OrderStatus::ManufacturingStarted, None))
+        .await
+        .unwrap();
+    assert_eq!(crm_status(&db, id).await, "MANUFACTURING_STARTED");
+    // A status that skips ahead is still refused until its predecessor arrives.
+    assert!(matches!(
+        consumer
+            .handle(status_changed(id, OrderStatus::Shipped, None))
+            .await,
+        Err(DeliveryError::Retry(_))
     ));
 }

@@ -269,6 +269,9 @@ pub struct OrderStatusChanged {
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_number: Option<String>,
+    /// Why (a release back to the queue carries the operator's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 event!(OrderStatusChanged, "order.status_changed");
 

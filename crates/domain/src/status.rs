@@ -65,7 +65,8 @@ impl OrderStatus {
             Pricing => &[AwaitingConfirmation, Rejected],
             AwaitingConfirmation => &[Confirmed, Cancelled],
             Confirmed => &[ManufacturingStarted],
-            ManufacturingStarted => &[Manufactured],
+            // Back to CONFIRMED: the operator releases the order to the queue.
+            ManufacturingStarted => &[Manufactured, Confirmed],
             Manufactured => &[Packed],
             Packed => &[Shipped],
             Rejected | Cancelled | Shipped => &[],
@@ -90,7 +91,14 @@ impl OrderStatus {
         self.next().is_empty()
     }
 
-    /// Position along the lifecycle, used to check that history only moves forward.
+    /// Whether moving to `to` is the one legal step backwards: an operator
+    /// releasing an order in work back to the queue.
+    pub fn is_release(self, to: OrderStatus) -> bool {
+        self == OrderStatus::ManufacturingStarted && to == OrderStatus::Confirmed
+    }
+
+    /// Position along the lifecycle, used to check that history only moves
+    /// forward (except a release, see [`OrderStatus::is_release`]).
     pub fn rank(self) -> u8 {
         use OrderStatus::*;
         match self {
@@ -125,6 +133,7 @@ mod tests {
         (AwaitingConfirmation, Cancelled),
         (Confirmed, ManufacturingStarted),
         (ManufacturingStarted, Manufactured),
+        (ManufacturingStarted, Confirmed),
         (Manufactured, Packed),
         (Packed, Shipped),
     ];
@@ -138,7 +147,11 @@ mod tests {
                 assert_eq!(from.transition(to).is_ok(), legal, "{from} -> {to}");
                 if legal {
                     accepted += 1;
-                    assert!(to.rank() > from.rank(), "{from} -> {to} must move forward");
+                    assert_eq!(
+                        to.rank() > from.rank(),
+                        !from.is_release(to),
+                        "{from} -> {to} must move forward unless it is the release"
+                    );
                 } else {
                     let err = from.transition(to).unwrap_err();
                     assert_eq!(
@@ -149,6 +162,16 @@ mod tests {
             }
         }
         assert_eq!(accepted, LEGAL.len());
+        let releases: Vec<_> = LEGAL.iter().filter(|(f, t)| f.is_release(*t)).collect();
+        assert_eq!(releases, [&(ManufacturingStarted, Confirmed)]);
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                assert_eq!(
+                    from.is_release(to),
+                    (from, to) == (ManufacturingStarted, Confirmed)
+                );
+            }
+        }
     }
 
     #[test]
@@ -162,15 +185,20 @@ mod tests {
     }
 
     proptest! {
-        /// Any walk that follows the table moves forward and ends only in a final status.
+        /// Any walk that follows the table moves forward, except releases back to
+        /// the queue (which return to exactly CONFIRMED), and ends only in a final status.
         #[test]
-        fn random_walks_only_move_forward(choices in proptest::collection::vec(0usize..4, 0..12)) {
+        fn random_walks_only_move_forward(choices in proptest::collection::vec(0usize..4, 0..24)) {
             let mut s = Pricing;
             for c in choices {
                 let next = s.next();
                 if next.is_empty() { prop_assert!(s.is_final()); break; }
                 let to = next[c % next.len()];
-                prop_assert!(to.rank() > s.rank());
+                if s.is_release(to) {
+                    prop_assert_eq!(to, Confirmed);
+                } else {
+                    prop_assert!(to.rank() > s.rank());
+                }
                 s = s.transition(to).unwrap();
             }
         }

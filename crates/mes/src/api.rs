@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use web::{ApiError, Authenticated};
 
@@ -260,6 +261,82 @@ pub struct QueueQuery {
     pub cursor: Option<String>,
     pub limit: Option<i64>,
     pub material: Option<String>,
+    /// Grams, e.g. `2.5`.
+    pub min_weight_g: Option<String>,
+    /// Minor units (kopecks).
+    pub min_price_minor: Option<String>,
+    /// Only for the naive baseline: rows to skip.
+    pub offset: Option<i64>,
+}
+
+/// The queue's filters from a query string; bad values are 422 `bad_filter`.
+pub fn parse_filter(
+    material: Option<&str>,
+    min_weight_g: Option<&str>,
+    min_price_minor: Option<&str>,
+) -> Result<Filter, ApiError> {
+    let material = material
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty());
+    if let Some(m) = &material
+        && (m.len() > 16 || !m.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(ApiError::unprocessable(
+            "unknown_material",
+            "material",
+            format!("unknown material '{m}': see GET /api/v1/materials"),
+        ));
+    }
+    let min_weight_g = match min_weight_g.map(str::trim).filter(|w| !w.is_empty()) {
+        None => None,
+        Some(w) => match w.replace(',', ".").parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "bad_filter",
+                    "min_weight_g",
+                    format!("min_weight_g must be a number of grams ≥ 0, e.g. 2.5 (got '{w}')"),
+                ));
+            }
+        },
+    };
+    let min_price_minor = match min_price_minor.map(str::trim).filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => match p.parse::<i64>() {
+            Ok(v) if v >= 0 => Some(v),
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "bad_filter",
+                    "min_price_minor",
+                    format!(
+                        "min_price_minor must be a whole number of kopecks ≥ 0, e.g. 500000 (got '{p}')"
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(Filter {
+        material,
+        min_weight_g,
+        min_price_minor,
+    })
+}
+
+/// An empty page filtered by a material nobody has heard of is a mistake, not an empty queue.
+async fn check_material(state: &MesState, filter: &Filter) -> Result<(), ApiError> {
+    let Some(m) = &filter.material else {
+        return Ok(());
+    };
+    let known = materials::list(&state.db).await?;
+    if known.iter().any(|k| &k.code == m) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "unknown_material",
+            "material",
+            format!("unknown material '{m}': see GET /api/v1/materials"),
+        ))
+    }
 }
 
 /// `GET /api/v1/models/{order_id}/preview.png`: the model's picture, for the
@@ -294,18 +371,60 @@ pub async fn preview(
     }
 }
 
-/// `GET /mes/api/queue`: confirmed orders, newest first.
+/// `GET /mes/api/queue`: confirmed orders, newest first. The first page comes
+/// from the cache (`x-cache: hit|miss|bypass`); later pages from the database
+/// (the replica once it has the caller's own last write).
 pub async fn get_queue(
+    State(state): State<MesState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<QueueQuery>,
+) -> Result<Response, ApiError> {
+    staff(&caller)?;
+    let (limit, cursor) =
+        web::paging::parse(q.limit, queue::DEFAULT_LIMIT, 200, q.cursor.as_deref())?;
+    let filter = parse_filter(
+        q.material.as_deref(),
+        q.min_weight_g.as_deref(),
+        q.min_price_minor.as_deref(),
+    )?;
+    let (body, outcome) = match cursor {
+        None => state.feed.first_page(&filter, limit).await?,
+        Some(c) => {
+            let pool = state.db.reader(&caller.user_id.to_string()).await;
+            let page = queue::list(&state.feed, pool, &filter, Some(c), limit).await?;
+            (
+                serde_json::to_vec(&page).map_err(anyhow::Error::from)?,
+                queue::CacheOutcome::Bypass,
+            )
+        }
+    };
+    if body.starts_with(b"{\"orders\":[]") {
+        check_material(&state, &filter).await?;
+    }
+    Ok((
+        [
+            ("content-type", "application/json"),
+            ("x-cache", outcome.as_str()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /mes/api/queue/naive` (only with `mes.bench_naive_queue`): the
+/// benchmark's baseline — OFFSET paging, no index, no cache.
+pub async fn get_queue_naive(
     State(state): State<MesState>,
     Authenticated(caller): Authenticated,
     Query(q): Query<QueueQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
     staff(&caller)?;
-    let (limit, cursor) = web::paging::parse(q.limit, 50, 200, q.cursor.as_deref())?;
-    let filter = Filter {
-        material: q.material.filter(|m| !m.is_empty()),
-    };
-    Ok(Json(queue::list(&state, &filter, cursor, limit).await?))
+    let filter = parse_filter(q.material.as_deref(), None, None)?;
+    let limit = q.limit.unwrap_or(queue::DEFAULT_LIMIT).clamp(1, 200);
+    let offset = q.offset.unwrap_or(0).max(0);
+    Ok(Json(
+        queue::list_naive(&state.feed, &filter, offset, limit).await?,
+    ))
 }
 
 fn parse_id(s: &str) -> Result<OrderId, ApiError> {
@@ -335,6 +454,21 @@ pub fn queue_error(e: QueueError) -> ApiError {
         QueueError::NotProductionStatus(_) => ApiError::unprocessable("bad_status", "status", msg),
         QueueError::TrackingRequired => {
             ApiError::unprocessable("tracking_number_required", "tracking_number", msg)
+        }
+        QueueError::ReleaseNotOperator | QueueError::NotManager => ApiError::Forbidden(msg),
+        QueueError::ReasonRequired => ApiError::unprocessable("reason_required", "reason", msg),
+        QueueError::NotInWork(status) => ApiError::Conflict {
+            code: "not_in_work",
+            message: msg,
+            details: Some(json!({ "current_status": status })),
+        },
+        QueueError::AlreadyAssigned(name) => ApiError::Conflict {
+            code: "already_assigned",
+            message: msg,
+            details: Some(json!({ "operator": name })),
+        },
+        QueueError::UnknownOperator(_) => {
+            ApiError::unprocessable("unknown_operator", "operator_id", msg)
         }
         QueueError::Internal(e) => ApiError::Internal(e),
     }
@@ -406,4 +540,99 @@ pub async fn set_status(
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("order"))
+}
+
+/// A JSON body, or 400 `bad_json` naming what is wrong.
+fn body<T: DeserializeOwned>(
+    b: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::BadRequest {
+        code: "bad_json",
+        message: e.body_text(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseBody {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /mes/api/orders/{id}/release` with `{"reason": "…"}`: the assigned
+/// operator gives the order back to the queue (→ CONFIRMED).
+pub async fn release(
+    State(state): State<MesState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    b: Result<Json<ReleaseBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<MesOrder>, ApiError> {
+    let id = parse_id(&id)?;
+    let b = body(b)?;
+    queue::release(&state, &caller, id, &b.reason)
+        .await
+        .map_err(queue_error)?;
+    orders::get(&state.db, &caller, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("order"))
+}
+
+#[derive(Deserialize)]
+pub struct ReassignBody {
+    pub operator_id: String,
+    #[serde(default)]
+    pub operator_name: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /mes/api/orders/{id}/reassign` with `{"operator_id", "operator_name"?, "reason"}`:
+/// a manager hands an order in work to another operator.
+pub async fn reassign(
+    State(state): State<MesState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    b: Result<Json<ReassignBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<MesOrder>, ApiError> {
+    let id = parse_id(&id)?;
+    let b = body(b)?;
+    if caller.role != Role::Manager {
+        return Err(queue_error(QueueError::NotManager));
+    }
+    let to: uuid::Uuid = b.operator_id.trim().parse().map_err(|_| {
+        ApiError::unprocessable(
+            "unknown_operator",
+            "operator_id",
+            format!(
+                "operator_id must be a user id (UUID), got '{}'",
+                b.operator_id
+            ),
+        )
+    })?;
+    queue::reassign(
+        &state,
+        &caller,
+        id,
+        to,
+        b.operator_name.as_deref(),
+        &b.reason,
+    )
+    .await
+    .map_err(queue_error)?;
+    orders::get(&state.db, &caller, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("order"))
+}
+
+/// `GET /mes/api/operators`: operators MES has seen at work (for reassigning).
+pub async fn operators(
+    State(state): State<MesState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    staff(&caller)?;
+    let list = queue::known_operators(&state).await?;
+    Ok(Json(
+        json!({ "operators": list.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>() }),
+    ))
 }

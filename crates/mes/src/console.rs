@@ -201,6 +201,96 @@ pub struct Row {
     pub confirmed: String,
     pub operator: String,
     pub tracking: String,
+    /// When the order is due to be taken, as `YYYY-MM-DD HH:MM UTC`.
+    pub deadline: String,
+    /// `on_time`, `at_risk` or `overdue` (a CSS class), and its words.
+    pub lateness: &'static str,
+    pub lateness_label: &'static str,
+}
+
+/// `2026-11-27T10:40:00Z` → `2026-11-27 10:40 UTC`.
+fn utc_minutes(rfc: &str) -> String {
+    rfc.get(..16)
+        .map(|x| format!("{} UTC", x.replace('T', " ")))
+        .unwrap_or_default()
+}
+
+/// The console's texts for the live queue, release and reassignment.
+pub struct QueueTexts {
+    pub min_weight: &'static str,
+    pub min_price: &'static str,
+    pub at_risk: &'static str,
+    pub overdue: &'static str,
+    pub release: &'static str,
+    pub reason_placeholder: &'static str,
+    pub released_ok: &'static str,
+    pub reassign: &'static str,
+    pub reassigned_ok: &'static str,
+    pub in_work_all: &'static str,
+    pub in_work_none: &'static str,
+    pub pick_operator: &'static str,
+    pub live_hint: &'static str,
+    pub err_reason_required: &'static str,
+    pub err_not_in_work: &'static str,
+    pub err_already_assigned: &'static str,
+    pub err_unknown_operator: &'static str,
+    pub err_release_forbidden: &'static str,
+    pub err_reassign_forbidden: &'static str,
+    pub err_bad_filter: &'static str,
+}
+
+pub static QUEUE_RU: QueueTexts = QueueTexts {
+    min_weight: "Вес от, г",
+    min_price: "Цена от, ₽",
+    at_risk: "скоро срок",
+    overdue: "просрочен",
+    release: "Вернуть в очередь",
+    reason_placeholder: "причина",
+    released_ok: "Заказ возвращён в очередь.",
+    reassign: "Передать",
+    reassigned_ok: "Заказ передан другому оператору.",
+    in_work_all: "Заказы в работе",
+    in_work_none: "Сейчас в работе нет заказов.",
+    pick_operator: "оператор…",
+    live_hint: "Очередь обновляется сама: новые заказы появляются, взятые исчезают.",
+    err_reason_required: "Укажите причину (до 500 символов).",
+    err_not_in_work: "Передать можно только заказ в работе; сейчас он:",
+    err_already_assigned: "Заказ уже у этого оператора:",
+    err_unknown_operator: "Выберите оператора из списка.",
+    err_release_forbidden: "Вернуть заказ в очередь может только оператор, у которого он в работе.",
+    err_reassign_forbidden: "Передавать заказы могут только менеджеры.",
+    err_bad_filter: "Фильтр: вес — число граммов, цена — сумма в рублях, не меньше нуля.",
+};
+
+pub static QUEUE_EN: QueueTexts = QueueTexts {
+    min_weight: "Weight from, g",
+    min_price: "Price from, ₽",
+    at_risk: "due soon",
+    overdue: "overdue",
+    release: "Release to queue",
+    reason_placeholder: "reason",
+    released_ok: "The order is back in the queue.",
+    reassign: "Reassign",
+    reassigned_ok: "The order now belongs to another operator.",
+    in_work_all: "Orders in work",
+    in_work_none: "No orders are in work now.",
+    pick_operator: "operator…",
+    live_hint: "The queue updates itself: new orders appear, taken ones disappear.",
+    err_reason_required: "Say why (up to 500 characters).",
+    err_not_in_work: "Only an order in work can be reassigned; it is now:",
+    err_already_assigned: "The order is already with this operator:",
+    err_unknown_operator: "Pick an operator from the list.",
+    err_release_forbidden: "Only the operator who has the order in work can release it.",
+    err_reassign_forbidden: "Only managers can reassign orders.",
+    err_bad_filter: "Filter: weight in grams, price in roubles, neither below zero.",
+};
+
+fn queue_texts(lang: Lang) -> &'static QueueTexts {
+    if lang == Lang::Ru {
+        &QUEUE_RU
+    } else {
+        &QUEUE_EN
+    }
 }
 
 fn ago(rfc: Option<&str>, t: &Texts) -> String {
@@ -270,8 +360,32 @@ impl Row {
                 .map(|op| op.name.clone())
                 .unwrap_or_default(),
             tracking: o.tracking_number.clone().unwrap_or_default(),
+            deadline: o.deadline.as_deref().map(utc_minutes).unwrap_or_default(),
+            lateness: "",
+            lateness_label: "",
             id,
         }
+    }
+
+    /// The row with its SLA standing now (the queue's deadline is confirmation + the limit).
+    fn with_lateness(mut self, o: &MesOrder, sla: &domain::sla::SlaPolicy, q: &QueueTexts) -> Row {
+        let confirmed_ms = o.confirmed_at_ms.or_else(|| {
+            o.confirmed_at.as_deref().and_then(|s| {
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .map(domain::to_ms)
+            })
+        });
+        if let Some(ms) = confirmed_ms {
+            let l = sla.lateness(OrderStatus::Confirmed, ms, domain::to_ms(domain::now()));
+            self.lateness = l.as_str();
+            self.lateness_label = match l {
+                domain::sla::Lateness::OnTime => "",
+                domain::sla::Lateness::AtRisk => q.at_risk,
+                domain::sla::Lateness::Overdue => q.overdue,
+            };
+        }
+        self
     }
     /// The next production step's status code, and its button label.
     pub fn next_step(&self, t: &'static Texts) -> Option<(&'static str, &'static str)> {
@@ -288,21 +402,44 @@ impl Row {
 #[template(path = "console.html")]
 struct ConsolePage {
     t: &'static Texts,
+    q: &'static QueueTexts,
     frame: Frame,
     queue: Vec<Row>,
     mine: Vec<Row>,
+    /// Every order in work (managers: to reassign).
+    in_work: Vec<Row>,
+    operators: Vec<(String, String)>,
     materials: Vec<MaterialOption>,
+    min_weight: String,
+    min_price: String,
+    filter_qs: String,
     next_cursor: Option<String>,
     notice: String,
     error: String,
+    is_operator: bool,
+    is_manager: bool,
+}
+
+/// Just the queue's table: what the live console swaps in.
+#[derive(Template)]
+#[template(path = "console_queue.html")]
+struct QueueFragment {
+    t: &'static Texts,
+    queue: Vec<Row>,
+    filter_qs: String,
+    next_cursor: Option<String>,
     is_operator: bool,
 }
 
 #[derive(Deserialize, Default)]
 pub struct ConsoleQuery {
     material: Option<String>,
+    min_weight: Option<String>,
+    /// Roubles (the page speaks roubles; the API kopecks).
+    min_price: Option<String>,
     cursor: Option<String>,
     notice: Option<String>,
+    fragment: Option<String>,
 }
 
 fn staff_only(lang: Lang, user: Option<Caller>, uri: &OriginalUri) -> Result<Caller, Response> {
@@ -317,28 +454,100 @@ fn staff_only(lang: Lang, user: Option<Caller>, uri: &OriginalUri) -> Result<Cal
     }
 }
 
+/// Roubles as typed on the page (`1500`, `1 500,50`) → kopecks.
+fn rubles_to_minor(text: &str) -> Option<String> {
+    let t: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
+        .collect::<String>()
+        .replace(',', ".");
+    if t.is_empty() {
+        return None;
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Some(((v * 100.0).round() as i64).to_string()),
+        _ => Some(format!("invalid:{t}")),
+    }
+}
+
 async fn console_page(
     state: &MesState,
     lang: Lang,
     user: Caller,
     uri: &OriginalUri,
-    q: ConsoleQuery,
+    cq: ConsoleQuery,
     error: String,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let t = lang.texts();
-    let material = q.material.filter(|m| !m.is_empty());
-    let cursor = q.cursor.as_deref().and_then(web::paging::decode);
-    let page = queue::list(
-        state,
-        &Filter {
-            material: material.clone(),
-        },
-        cursor,
-        50,
-    )
-    .await?;
+    let qt = queue_texts(lang);
+    let material = cq.material.clone().filter(|m| !m.is_empty());
+    let min_weight = cq.min_weight.clone().unwrap_or_default();
+    let min_price = cq.min_price.clone().unwrap_or_default();
+    let price_minor = rubles_to_minor(&min_price);
+    let (filter, error, status) = match crate::api::parse_filter(
+        material.as_deref(),
+        Some(min_weight.as_str()),
+        price_minor.as_deref(),
+    ) {
+        Ok(f) => (f, error, status),
+        Err(_) => (
+            Filter {
+                material: material.clone(),
+                ..Filter::default()
+            },
+            qt.err_bad_filter.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    };
+    let mut filter_qs = String::new();
+    for (k, v) in [
+        ("material", material.clone().unwrap_or_default()),
+        ("min_weight", min_weight.clone()),
+        ("min_price", min_price.clone()),
+    ] {
+        if !v.is_empty() {
+            filter_qs += &format!("{k}={}&", form_urlencode(&v));
+        }
+    }
+    let cursor = cq.cursor.as_deref().and_then(web::paging::decode);
+    let page = match cursor {
+        None => {
+            let (bytes, _) = state.feed.first_page(&filter, queue::DEFAULT_LIMIT).await?;
+            serde_json::from_slice::<queue::QueuePage>(&bytes).map_err(anyhow::Error::from)?
+        }
+        Some(c) => {
+            let pool = state.db.reader(&user.user_id.to_string()).await;
+            queue::list(&state.feed, pool, &filter, Some(c), queue::DEFAULT_LIMIT).await?
+        }
+    };
+    let rows: Vec<Row> = page
+        .orders
+        .iter()
+        .map(|o| Row::new(o, t).with_lateness(o, &state.feed.sla, qt))
+        .collect();
+    if cq.fragment.as_deref() == Some("queue") {
+        return Ok(render(
+            StatusCode::OK,
+            QueueFragment {
+                t,
+                queue: rows,
+                filter_qs,
+                next_cursor: page.next_cursor,
+                is_operator: user.role == Role::Operator,
+            },
+        ));
+    }
     let mine = queue::in_work(state, &user).await?;
+    let is_manager = user.role == Role::Manager;
+    let (in_work, operators) = if is_manager {
+        (
+            queue::all_in_work(state).await?,
+            queue::known_operators(state).await?,
+        )
+    } else {
+        (vec![], vec![])
+    };
     let materials = materials::list(&state.db)
         .await?
         .into_iter()
@@ -352,23 +561,44 @@ async fn console_page(
             code: m.code,
         })
         .collect();
-    let notice = match q.notice.as_deref() {
+    let notice = match cq.notice.as_deref() {
         Some("taken") => t.taken_ok.to_string(),
         Some("updated") => t.status_changed_ok.to_string(),
+        Some("released") => qt.released_ok.to_string(),
+        Some("reassigned") => qt.reassigned_ok.to_string(),
         _ => String::new(),
     };
     let page = ConsolePage {
         t,
-        queue: page.orders.iter().map(|o| Row::new(o, t)).collect(),
+        q: qt,
+        queue: rows,
         mine: mine.iter().map(|o| Row::new(o, t)).collect(),
+        in_work: in_work.iter().map(|o| Row::new(o, t)).collect(),
+        operators,
         materials,
+        min_weight,
+        min_price,
+        filter_qs,
         next_cursor: page.next_cursor,
         notice,
         error,
         is_operator: user.role == Role::Operator,
+        is_manager,
         frame: Frame::new(lang, Some(user), path_of(uri)),
     };
     Ok(render(status, page))
+}
+
+/// Percent-encodes a query value.
+fn form_urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 pub async fn console(
@@ -397,7 +627,20 @@ fn queue_message(e: &QueueError, t: &Texts) -> String {
         ),
         QueueError::NotFound => t.not_found.into(),
         QueueError::NotOperator => t.forbidden.into(),
-        other => other.to_string(),
+        other => {
+            let q = queue_texts(t.language());
+            match other {
+                QueueError::ReasonRequired => q.err_reason_required.into(),
+                QueueError::NotInWork(s) => {
+                    format!("{} «{}».", q.err_not_in_work, t.status(s.as_str()))
+                }
+                QueueError::AlreadyAssigned(name) => format!("{} {name}.", q.err_already_assigned),
+                QueueError::UnknownOperator(_) => q.err_unknown_operator.into(),
+                QueueError::ReleaseNotOperator => q.err_release_forbidden.into(),
+                QueueError::NotManager => q.err_reassign_forbidden.into(),
+                other => other.to_string(),
+            }
+        }
     }
 }
 
@@ -414,8 +657,12 @@ async fn after_action(
         Err(e) => {
             let status = match &e {
                 QueueError::NotFound => StatusCode::NOT_FOUND,
-                QueueError::NotOperator => StatusCode::FORBIDDEN,
-                QueueError::TrackingRequired => StatusCode::UNPROCESSABLE_ENTITY,
+                QueueError::NotOperator
+                | QueueError::ReleaseNotOperator
+                | QueueError::NotManager => StatusCode::FORBIDDEN,
+                QueueError::TrackingRequired
+                | QueueError::ReasonRequired
+                | QueueError::UnknownOperator(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::CONFLICT,
             };
             let text = queue_message(&e, lang.texts());
@@ -450,6 +697,65 @@ pub async fn take(
         Err(_) => Err(QueueError::NotFound),
     };
     after_action(state, lang, user, result, "taken").await
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn release(
+    State(state): State<MesState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+    Form(f): Form<ReleaseForm>,
+) -> Result<Response, ApiError> {
+    let user = match staff_only(lang, user, &uri) {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let result = match id.parse::<OrderId>() {
+        Ok(id) => queue::release(&state, &user, id, &f.reason).await,
+        Err(_) => Err(QueueError::NotFound),
+    };
+    after_action(state, lang, user, result, "released").await
+}
+
+#[derive(Deserialize)]
+pub struct ReassignForm {
+    #[serde(default)]
+    operator_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn reassign(
+    State(state): State<MesState>,
+    lang: Lang,
+    MaybeCaller(user): MaybeCaller,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+    Form(f): Form<ReassignForm>,
+) -> Result<Response, ApiError> {
+    let user = match staff_only(lang, user, &uri) {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let result = match (
+        id.parse::<OrderId>(),
+        f.operator_id.trim().parse::<uuid::Uuid>(),
+    ) {
+        (Err(_), _) => Err(QueueError::NotFound),
+        (_, _) if user.role != Role::Manager => Err(QueueError::NotManager),
+        (_, Err(_)) => Err(QueueError::UnknownOperator(f.operator_id.clone())),
+        (Ok(id), Ok(to)) => queue::reassign(&state, &user, id, to, None, &f.reason)
+            .await
+            .map(|_| ()),
+    };
+    after_action(state, lang, user, result, "reassigned").await
 }
 
 #[derive(Deserialize)]
@@ -524,11 +830,7 @@ pub async fn order(
         .map(|s| StepView {
             status: s.status.as_str().into(),
             label: t.status(s.status.as_str()),
-            at: s
-                .at
-                .get(..16)
-                .map(|x| format!("{} UTC", x.replace('T', " ")))
-                .unwrap_or_default(),
+            at: utc_minutes(&s.at),
             actor: if s.actor.kind == "system" {
                 t.actor_pricing.to_string()
             } else {

@@ -29,6 +29,8 @@ const CONSUMER: &str = "mes";
 pub struct MesConsumer {
     pub db: Db,
     pub relay: adapters::outbox::Relay,
+    /// Told of confirmations and cancellations (cache and live consoles).
+    pub feed: Option<crate::queue::Feed>,
 }
 
 fn internal(e: impl Into<anyhow::Error>) -> DeliveryError {
@@ -46,7 +48,10 @@ async fn should_apply(
             "order {id} does not exist in MES"
         )));
     };
-    if current.can_become(to) {
+    if current.is_release(to) {
+        // Only an operator releases an order; a customer's late confirmation never does.
+        Ok(false)
+    } else if current.can_become(to) {
         Ok(true)
     } else if to.rank() <= current.rank() {
         Ok(false)
@@ -63,7 +68,7 @@ impl MesConsumer {
         &self,
         env: &Envelope,
         tx: &mut Transaction<'static, Any>,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Option<&'static str>, DeliveryError> {
         let now = domain::to_ms(domain::now());
         let poison = |e: domain::events::DecodeError| DeliveryError::Reject(e.to_string());
         match env.kind.as_str() {
@@ -98,7 +103,7 @@ impl MesConsumer {
                         .await
                         .map_err(internal)?;
                 }
-                Ok(())
+                Ok(None)
             }
             PricingFailed::TYPE => {
                 let ev: PricingFailed = env.decode().map_err(poison)?;
@@ -136,7 +141,7 @@ impl MesConsumer {
                         .await
                         .map_err(internal)?;
                 }
-                Ok(())
+                Ok(None)
             }
             OrderConfirmed::TYPE => {
                 let ev: OrderConfirmed = env.decode().map_err(poison)?;
@@ -152,8 +157,9 @@ impl MesConsumer {
                     orders::record(tx, ev.order_id, to, &ev.actor, None)
                         .await
                         .map_err(internal)?;
+                    return Ok(Some("confirmed"));
                 }
-                Ok(())
+                Ok(None)
             }
             OrderCancelled::TYPE => {
                 let ev: OrderCancelled = env.decode().map_err(poison)?;
@@ -170,7 +176,7 @@ impl MesConsumer {
                         .await
                         .map_err(internal)?;
                 }
-                Ok(())
+                Ok(None)
             }
             other => Err(DeliveryError::Reject(format!(
                 "MES does not handle events of type {other}"
@@ -191,9 +197,12 @@ impl Handler for MesConsumer {
             tracing::info!("duplicate event ignored");
             return Ok(());
         }
-        self.apply(&env, &mut tx).await?;
+        let applied = self.apply(&env, &mut tx).await?;
         tx.commit().await.map_err(internal)?;
         self.relay.kick();
+        if let (Some(feed), Some(kind)) = (&self.feed, applied) {
+            feed.changed(kind, env.order_id, None).await;
+        }
         Ok(())
     }
 }

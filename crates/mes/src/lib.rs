@@ -7,6 +7,7 @@ mod console;
 pub mod consumer;
 pub mod intake;
 mod internal;
+mod live;
 pub mod materials;
 mod migrations;
 pub mod orders;
@@ -45,6 +46,12 @@ pub struct MesConfig {
     pub sla: domain::sla::SlaPolicy,
     /// Where MES's own counters go (e.g. cache hits and misses).
     pub metrics: adapters::metrics::Metrics,
+    /// The cache: `memory://` (in-process) or `redis://…`.
+    pub cache_url: String,
+    /// Put before every cache key and channel (deployments sharing a Redis).
+    pub cache_prefix: String,
+    /// Mount `GET /mes/api/queue/naive`, the benchmark's baseline (never in production).
+    pub bench_naive_queue: bool,
 }
 
 /// Upload limits.
@@ -66,11 +73,21 @@ pub struct MesState {
     pub upload_url_expiry: std::time::Duration,
     /// Direct uploads larger than this are handed out as presigned parts of this size.
     pub multipart_part_bytes: u64,
+    /// The operators' queue: cache, live changes, SLA.
+    pub feed: queue::Feed,
 }
 
 impl FromRef<MesState> for IdentityKey {
     fn from_ref(s: &MesState) -> IdentityKey {
         s.key.clone()
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -80,6 +97,7 @@ pub struct Mes {
     bus: Arc<dyn Bus>,
     sla: domain::sla::SlaPolicy,
     metrics: adapters::metrics::Metrics,
+    bench_naive_queue: bool,
 }
 
 impl Mes {
@@ -98,7 +116,10 @@ impl Mes {
         let objects = adapters::objects::open_with(&config.objects_url, &config.s3)?;
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "mes");
+        let cache = adapters::cache::open(&config.cache_url, &config.cache_prefix).await?;
+        let feed = queue::Feed::new(db.clone(), cache, config.sla.clone());
         Ok(Mes {
+            bench_naive_queue: config.bench_naive_queue,
             state: MesState {
                 db,
                 store: objects.store,
@@ -108,6 +129,7 @@ impl Mes {
                 presigner: objects.presigner,
                 upload_url_expiry: config.upload_url_expiry,
                 multipart_part_bytes: config.multipart_part_bytes,
+                feed,
             },
             bus,
             sla: config.sla.clone(),
@@ -127,14 +149,20 @@ impl Mes {
     /// Starts the outbox relay and the event consumer.
     pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let relay = tokio::spawn(self.state.relay.clone().run());
+        let listener = tokio::spawn(self.state.feed.clone().listen());
         let consumer = consumer::MesConsumer {
             db: self.state.db.clone(),
             relay: self.state.relay.clone(),
+            feed: Some(self.state.feed.clone()),
         };
         self.bus
             .consume(consumer::QUEUE.name, 1, Arc::new(consumer))
             .await?;
-        Ok(relay)
+        // One handle for both: aborting it aborts them.
+        Ok(tokio::spawn(async move {
+            let _guards = (AbortOnDrop(relay), AbortOnDrop(listener));
+            std::future::pending::<()>().await
+        }))
     }
 
     /// Endpoints for our own processes (reconciliation); mounted only when MES
@@ -150,7 +178,7 @@ impl Mes {
         // Room for the multipart envelope around the largest allowed file.
         let body_limit =
             DefaultBodyLimit::max(self.state.limits.max_upload_bytes as usize + 1024 * 1024);
-        Router::new()
+        let router = Router::new()
             .route(
                 "/api/v1/models",
                 post(api::upload_model).layer(body_limit.clone()),
@@ -174,13 +202,27 @@ impl Mes {
                 axum::routing::put(catalogue::put),
             )
             .route("/mes", get(console::console))
+            .route("/mes/static/queue.js", get(live::script))
             .route("/mes/orders/{id}", get(console::order))
             .route("/mes/orders/{id}/take", post(console::take))
+            .route("/mes/orders/{id}/release", post(console::release))
+            .route("/mes/orders/{id}/reassign", post(console::reassign))
             .route("/mes/orders/{id}/status", post(console::set_status))
             .route("/mes/api/queue", get(api::get_queue))
+            .route("/mes/api/queue/events", get(live::events))
+            .route("/mes/api/operators", get(api::operators))
             .route("/mes/api/orders/{id}", get(api::get_order))
             .route("/mes/api/orders/{id}/take", post(api::take))
-            .route("/mes/api/orders/{id}/status", post(api::set_status))
+            .route("/mes/api/orders/{id}/release", post(api::release))
+            .route("/mes/api/orders/{id}/reassign", post(api::reassign))
+            .route("/mes/api/orders/{id}/status", post(api::set_status));
+        // The benchmark's baseline: only when asked for (scripts/bench-queue).
+        let router = if self.bench_naive_queue {
+            router.route("/mes/api/queue/naive", get(api::get_queue_naive))
+        } else {
+            router
+        };
+        router
             .with_state(self.state.clone())
             .merge(sla::router(sla::LateOrders {
                 db: self.state.db.clone(),

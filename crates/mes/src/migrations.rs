@@ -125,6 +125,26 @@ const TRACES: &str = concat!(
     "ALTER TABLE status_history ADD COLUMN trace_id TEXT;\n",
     "ALTER TABLE outbox ADD COLUMN traceparent TEXT;\n"
 );
+/// The operators' queue at scale: partial indexes over confirmed orders only
+/// (a small share of all), newest first, one per filter shape; the weight and
+/// price filters are checked inside the index (PostgreSQL: INCLUDE, so the
+/// check needs no table row). See docs/queue.md for the plans.
+const QUEUE_INDEXES_PG: &str = "
+CREATE INDEX orders_queue_first ON orders (confirmed_at_ms DESC, id DESC)
+  INCLUDE (weight_g, price_minor) WHERE status = 'CONFIRMED';
+CREATE INDEX orders_queue_material ON orders (material_code, confirmed_at_ms DESC, id DESC)
+  INCLUDE (weight_g, price_minor) WHERE status = 'CONFIRMED';
+CREATE INDEX orders_in_work ON orders (taken_at_ms DESC)
+  WHERE status IN ('MANUFACTURING_STARTED', 'MANUFACTURED', 'PACKED');
+";
+const QUEUE_INDEXES_SQLITE: &str = "
+CREATE INDEX orders_queue_first ON orders (confirmed_at_ms DESC, id DESC, weight_g, price_minor)
+  WHERE status = 'CONFIRMED';
+CREATE INDEX orders_queue_material ON orders (material_code, confirmed_at_ms DESC, id DESC, weight_g, price_minor)
+  WHERE status = 'CONFIRMED';
+CREATE INDEX orders_in_work ON orders (taken_at_ms DESC)
+  WHERE status IN ('MANUFACTURING_STARTED', 'MANUFACTURED', 'PACKED');
+";
 
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
@@ -171,5 +191,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "trace ids in history and outbox",
         sqlite: TRACES,
         postgres: TRACES,
+    },
+    Migration {
+        version: 8,
+        description: "queue indexes",
+        sqlite: QUEUE_INDEXES_SQLITE,
+        postgres: QUEUE_INDEXES_PG,
     },
 ];

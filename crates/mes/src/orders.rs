@@ -3,11 +3,11 @@
 use adapters::Db;
 use domain::events::{Actor, GeometrySummary, PriceView, Quote};
 use domain::{Caller, OrderId, OrderStatus, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
 
 /// A production order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MesOrder {
     pub order_id: OrderId,
     pub status: OrderStatus,
@@ -24,7 +24,13 @@ pub struct MesOrder {
     pub operator: Option<OperatorRef>,
     pub taken_at: Option<String>,
     pub tracking_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// In the queue: when the order is due to be taken (confirmation + `sla.confirmed_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// In the queue: the model's picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<Step>>,
     #[serde(skip)]
     pub tenant: String,
@@ -34,14 +40,14 @@ pub struct MesOrder {
     pub object_key: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OperatorRef {
     pub id: Option<String>,
     pub name: String,
 }
 
 /// One status change in MES's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub status: OrderStatus,
     pub at: String,
@@ -89,6 +95,8 @@ pub fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<MesOrder> {
         }),
         taken_at: taken.map(|ms| domain::rfc3339(domain::from_ms(ms))),
         tracking_number: r.try_get("tracking_number")?,
+        deadline: None,
+        preview_url: None,
         history: None,
         tenant: r.try_get("tenant")?,
         confirmed_at_ms: confirmed,

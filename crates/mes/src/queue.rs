@@ -3,11 +3,15 @@
 
 use crate::MesState;
 use crate::orders::{self, COLUMNS, MesOrder};
-use adapters::outbox;
+use adapters::{Cache, Db, outbox};
 use domain::events::{Actor, Envelope, OrderStatusChanged};
+use domain::sla::SlaPolicy;
 use domain::{Caller, OrderId, OrderStatus, Role};
-use serde::Serialize;
-use sqlx::Row;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyPool, Row};
+use std::sync::Arc;
+use tokio::sync::broadcast;
 
 /// Why an operator's action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,20 @@ pub enum QueueError {
     NotProductionStatus(OrderStatus),
     #[error("a tracking number is required to ship")]
     TrackingRequired,
+    #[error("only the operator this order is assigned to can release it")]
+    ReleaseNotOperator,
+    #[error("only managers can reassign orders")]
+    NotManager,
+    #[error("say why (a reason of 1 to 500 characters)")]
+    ReasonRequired,
+    #[error("order is {0}: only orders in work can be reassigned")]
+    NotInWork(OrderStatus),
+    #[error("the order is already assigned to {0}")]
+    AlreadyAssigned(String),
+    #[error(
+        "no operator {0} is known to MES: name the operator (operator_name) or pick one who has worked here"
+    )]
+    UnknownOperator(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -36,26 +54,223 @@ impl From<sqlx::Error> for QueueError {
     }
 }
 
-/// Filters on the first page.
-#[derive(Debug, Default, Clone)]
+/// Filters on the queue. Every combination is served by an index (see docs/queue.md).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Filter {
     pub material: Option<String>,
+    /// Only orders with at least this much metal (grams).
+    pub min_weight_g: Option<f64>,
+    /// Only orders priced at least this (minor units).
+    pub min_price_minor: Option<i64>,
+}
+
+impl Filter {
+    /// The filter's part of a cache key.
+    fn key(&self, limit: i64) -> String {
+        format!(
+            "m={}&w={}&p={}&l={limit}",
+            self.material.as_deref().unwrap_or(""),
+            self.min_weight_g.map(|w| w.to_string()).unwrap_or_default(),
+            self.min_price_minor
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// A page of the queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct QueuePage {
     pub orders: Vec<MesOrder>,
     pub next_cursor: Option<String>,
 }
 
-/// Confirmed orders not yet taken, newest confirmation first (keyset pagination).
+/// The first page's size unless the caller asks for another.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// The cache's generation counter: every change to the queue bumps it, which
+/// invalidates every cached first page at once (each is stored under its generation).
+const GEN_KEY: &str = "mes:queue:gen";
+/// How long a cached first page lives even if nothing invalidates it (a bound
+/// on staleness should an invalidation be lost while the cache was unreachable).
+const PAGE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+/// Where changes to the queue are published (to every MES process).
+pub const CHANNEL: &str = "mes:queue:changes";
+/// The read-your-writes key of the queue itself: the cache is filled from the
+/// replica only once it has replayed this process's last change to the queue.
+const QUEUE_MARK: &str = "mes-queue";
+
+fn page_key(generation: i64, filter: &Filter, limit: i64) -> String {
+    format!("mes:queue:first:{generation}:{}", filter.key(limit))
+}
+
+/// What happened to an order, as every open console hears it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Change {
+    /// `confirmed`, `taken`, `released`, `reassigned` or `cancelled`.
+    pub kind: String,
+    pub order_id: OrderId,
+    /// The operator who has the order now (taken, reassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    pub at: String,
+}
+
+/// Where a first page came from (the `x-cache` header says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+    /// The cache could not be asked: read from the database.
+    Bypass,
+}
+
+impl CacheOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Bypass => "bypass",
+        }
+    }
+}
+
+/// What the queue's readers and writers share: the database, the cache, the
+/// SLA policy and this process's fan-out of changes to open consoles.
+#[derive(Clone)]
+pub struct Feed {
+    pub db: Db,
+    pub cache: Arc<dyn Cache>,
+    pub sla: SlaPolicy,
+    live: broadcast::Sender<Arc<Change>>,
+}
+
+impl Feed {
+    pub fn new(db: Db, cache: Arc<dyn Cache>, sla: SlaPolicy) -> Feed {
+        Feed {
+            db,
+            cache,
+            sla,
+            live: broadcast::channel(4096).0,
+        }
+    }
+
+    /// This process's stream of queue changes (for server-sent events).
+    pub fn watch(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.live.subscribe()
+    }
+
+    /// Forwards the changes every MES process publishes to this process's
+    /// consoles, for as long as it runs.
+    pub async fn listen(self) {
+        loop {
+            match self.cache.subscribe(CHANNEL).await {
+                Ok(mut messages) => {
+                    while let Some(m) = messages.next().await {
+                        match serde_json::from_slice::<Change>(&m) {
+                            Ok(c) => {
+                                let _ = self.live.send(Arc::new(c));
+                            }
+                            Err(e) => tracing::warn!(error = %e, "unreadable queue change ignored"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot subscribe to queue changes"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    /// After a committed change to the queue: invalidate the cached first pages
+    /// (a confirmation also writes the new first page through), and tell every
+    /// console. A cache that cannot be reached is logged, never an error: the
+    /// database has the truth and the pages expire within [`PAGE_TTL`].
+    pub async fn changed(&self, kind: &str, order_id: OrderId, operator: Option<&str>) {
+        self.db.wrote(QUEUE_MARK).await;
+        match self.cache.incr(GEN_KEY).await {
+            Ok(generation) if kind == "confirmed" => {
+                // Write-through: the default first page with the new order on top.
+                let filter = Filter::default();
+                let fresh = async {
+                    let page = list(self, self.db.pool(), &filter, None, DEFAULT_LIMIT).await?;
+                    let bytes = serde_json::to_vec(&page)?;
+                    self.cache
+                        .set(
+                            &page_key(generation, &filter, DEFAULT_LIMIT),
+                            &bytes,
+                            PAGE_TTL,
+                        )
+                        .await
+                };
+                if let Err(e) = fresh.await {
+                    tracing::warn!(order_id = %order_id, error = %e, "first page not written through to the cache");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(order_id = %order_id, error = %e, "queue cache not invalidated (cache unreachable)")
+            }
+        }
+        let change = Change {
+            kind: kind.to_string(),
+            order_id,
+            operator: operator.map(str::to_string),
+            at: domain::rfc3339(domain::now()),
+        };
+        let bytes = serde_json::to_vec(&change).expect("serialisable");
+        if let Err(e) = self.cache.publish(CHANNEL, &bytes).await {
+            // Other processes will not hear it; this one's consoles still do.
+            tracing::warn!(order_id = %order_id, error = %e, "queue change not published; telling local consoles only");
+            let _ = self.live.send(Arc::new(change));
+        }
+    }
+
+    /// The first page for `filter`: from the cache, else from the database
+    /// (the replica when it has caught up), then cached (cache-aside). The page
+    /// as JSON, and where it came from.
+    pub async fn first_page(
+        &self,
+        filter: &Filter,
+        limit: i64,
+    ) -> anyhow::Result<(Vec<u8>, CacheOutcome)> {
+        let generation = match self.cache.get(GEN_KEY).await {
+            Ok(g) => g
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(error = %e, "queue cache unreachable; reading the database");
+                let pool = self.db.reader(QUEUE_MARK).await;
+                let page = list(self, pool, filter, None, limit).await?;
+                return Ok((serde_json::to_vec(&page)?, CacheOutcome::Bypass));
+            }
+        };
+        let key = page_key(generation, filter, limit);
+        match self.cache.get(&key).await {
+            Ok(Some(bytes)) => return Ok((bytes, CacheOutcome::Hit)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "queue cache read failed; reading the database"),
+        }
+        let pool = self.db.reader(QUEUE_MARK).await;
+        let page = list(self, pool, filter, None, limit).await?;
+        let bytes = serde_json::to_vec(&page)?;
+        if let Err(e) = self.cache.set(&key, &bytes, PAGE_TTL).await {
+            tracing::warn!(error = %e, "first page not cached");
+        }
+        Ok((bytes, CacheOutcome::Miss))
+    }
+}
+
+/// Confirmed orders not yet taken, newest confirmation first (keyset pagination:
+/// the cursor is the last row's (confirmed_at_ms, id); never OFFSET).
 pub async fn list(
-    state: &MesState,
+    feed: &Feed,
+    pool: &AnyPool,
     filter: &Filter,
     cursor: Option<(i64, String)>,
     limit: i64,
 ) -> anyhow::Result<QueuePage> {
+    // `status = 'CONFIRMED'` is written out (not bound) so that the planner can
+    // use the partial indexes on confirmed orders.
     let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE status = 'CONFIRMED'");
     let mut n = 0;
     let mut p = || {
@@ -65,19 +280,31 @@ pub async fn list(
     if filter.material.is_some() {
         sql += &format!(" AND material_code = {}", p());
     }
+    if filter.min_weight_g.is_some() {
+        sql += &format!(" AND weight_g >= {}", p());
+    }
+    if filter.min_price_minor.is_some() {
+        sql += &format!(" AND price_minor >= {}", p());
+    }
     if cursor.is_some() {
-        let (a, b, c) = (p(), p(), p());
-        sql += &format!(" AND (confirmed_at_ms < {a} OR (confirmed_at_ms = {b} AND id < {c}))");
+        let (a, b) = (p(), p());
+        sql += &format!(" AND (confirmed_at_ms, id) < ({a}, {b})");
     }
     sql += &format!(" ORDER BY confirmed_at_ms DESC, id DESC LIMIT {}", p());
     let mut q = sqlx::query(&sql);
     if let Some(m) = &filter.material {
         q = q.bind(m.to_ascii_uppercase());
     }
-    if let Some((ms, id)) = cursor {
-        q = q.bind(ms).bind(ms).bind(id);
+    if let Some(w) = filter.min_weight_g {
+        q = q.bind(w);
     }
-    let rows = q.bind(limit + 1).fetch_all(state.db.pool()).await?;
+    if let Some(pr) = filter.min_price_minor {
+        q = q.bind(pr);
+    }
+    if let Some((ms, id)) = cursor {
+        q = q.bind(ms).bind(id);
+    }
+    let rows = q.bind(limit + 1).fetch_all(pool).await?;
     let mut orders = rows
         .iter()
         .map(orders::from_row)
@@ -90,9 +317,51 @@ pub async fn list(
     } else {
         None
     };
+    for o in &mut orders {
+        o.deadline = o
+            .confirmed_at_ms
+            .and_then(|ms| feed.sla.deadline_ms(OrderStatus::Confirmed, ms))
+            .map(|ms| domain::rfc3339(domain::from_ms(ms)));
+        o.preview_url = Some(format!("/api/v1/models/{}/preview.png", o.order_id));
+    }
     Ok(QueuePage {
         orders,
         next_cursor,
+    })
+}
+
+/// The naive baseline for `scripts/bench-queue` only (mounted when
+/// `mes.bench_naive_queue` is set): what the old system did — OFFSET paging,
+/// expressions that keep the planner off every index, no cache.
+pub async fn list_naive(
+    feed: &Feed,
+    filter: &Filter,
+    offset: i64,
+    limit: i64,
+) -> anyhow::Result<QueuePage> {
+    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE status || '' = 'CONFIRMED'");
+    let mut n = 0;
+    let mut p = || {
+        n += 1;
+        format!("${n}")
+    };
+    if filter.material.is_some() {
+        sql += &format!(" AND material_code || '' = {}", p());
+    }
+    let (l, o) = (p(), p());
+    sql += &format!(" ORDER BY confirmed_at_ms + 0 DESC, id DESC LIMIT {l} OFFSET {o}");
+    let mut q = sqlx::query(&sql);
+    if let Some(m) = &filter.material {
+        q = q.bind(m.to_ascii_uppercase());
+    }
+    let rows = q.bind(limit).bind(offset).fetch_all(feed.db.pool()).await?;
+    let orders = rows
+        .iter()
+        .map(orders::from_row)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(QueuePage {
+        orders,
+        next_cursor: None,
     })
 }
 
@@ -104,6 +373,17 @@ pub async fn in_work(state: &MesState, operator: &Caller) -> anyhow::Result<Vec<
     ))
     .bind(operator.user_id.to_string())
     .fetch_all(state.db.pool())
+    .await?;
+    rows.iter().map(orders::from_row).collect()
+}
+
+/// Every order in work, most recently taken first (managers reassign from it).
+pub async fn all_in_work(state: &MesState) -> anyhow::Result<Vec<MesOrder>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE status IN ('MANUFACTURING_STARTED', 'MANUFACTURED', 'PACKED') \
+         ORDER BY taken_at_ms DESC LIMIT 100"
+    ))
+    .fetch_all(state.db.any_reader())
     .await?;
     rows.iter().map(orders::from_row).collect()
 }
@@ -171,12 +451,179 @@ pub async fn take(state: &MesState, op: &Caller, id: OrderId) -> Result<(), Queu
         status: to,
         actor: actor(op),
         tracking_number: None,
+        note: None,
     };
     outbox::enqueue(&mut tx, &Envelope::new("mes", &ev)).await?;
     tx.commit().await?;
     state.relay.kick();
+    state.db.wrote(&op.user_id.to_string()).await;
+    state
+        .feed
+        .changed("taken", id, Some(op.name.as_str()))
+        .await;
     tracing::info!(order_id = %id, operator = %op.name, "order taken into work");
     Ok(())
+}
+
+fn reason(text: &str) -> Result<String, QueueError> {
+    let t = text.trim();
+    if t.is_empty() || t.chars().count() > 500 {
+        return Err(QueueError::ReasonRequired);
+    }
+    Ok(t.to_string())
+}
+
+/// Gives an order in work back to the queue (MANUFACTURING_STARTED → CONFIRMED):
+/// only its operator can, with a reason; the order keeps its confirmation time
+/// (and so its place and deadline in the queue).
+#[tracing::instrument(skip(state, op, why), fields(order_id = %id, operator = %op.name))]
+pub async fn release(
+    state: &MesState,
+    op: &Caller,
+    id: OrderId,
+    why: &str,
+) -> Result<(), QueueError> {
+    if op.role != Role::Operator {
+        return Err(QueueError::ReleaseNotOperator);
+    }
+    let why = reason(why)?;
+    let mut tx = state.db.begin_write().await?;
+    let released = sqlx::query(
+        "UPDATE orders SET status = 'CONFIRMED', operator_id = NULL, operator_name = NULL, taken_at_ms = NULL, \
+         updated_at_ms = $1 WHERE id = $2 AND status = 'MANUFACTURING_STARTED' AND operator_id = $3",
+    )
+    .bind(domain::to_ms(domain::now()))
+    .bind(id.to_string())
+    .bind(op.user_id.to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !released {
+        let row =
+            sqlx::query("SELECT status, operator_id, operator_name FROM orders WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(QueueError::NotFound)?;
+        let status = OrderStatus::parse(&row.try_get::<String, _>("status")?)
+            .unwrap_or(OrderStatus::Pricing);
+        status.transition(OrderStatus::Confirmed)?;
+        let name: Option<String> = row.try_get("operator_name")?;
+        return Err(QueueError::NotYours(name.unwrap_or_default()));
+    }
+    let to = OrderStatus::Confirmed;
+    orders::record(&mut tx, id, to, &actor(op), Some(&why)).await?;
+    let ev = OrderStatusChanged {
+        order_id: id,
+        status: to,
+        actor: actor(op),
+        tracking_number: None,
+        note: Some(why.clone()),
+    };
+    outbox::enqueue(&mut tx, &Envelope::new("mes", &ev)).await?;
+    tx.commit().await?;
+    state.relay.kick();
+    state.db.wrote(&op.user_id.to_string()).await;
+    state.feed.changed("released", id, None).await;
+    tracing::info!(order_id = %id, operator = %op.name, reason = %why, "order released to the queue");
+    Ok(())
+}
+
+/// Operators MES has seen at work: (id, name), by name.
+pub async fn known_operators(state: &MesState) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT actor_id, MAX(actor_name) AS name FROM status_history \
+         WHERE actor_kind = 'operator' AND actor_id IS NOT NULL GROUP BY actor_id ORDER BY MAX(actor_name)",
+    )
+    .fetch_all(state.db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("actor_id")?, r.try_get("name")?)))
+        .collect()
+}
+
+/// A manager hands an order in work to another operator, with a reason. The
+/// status does not change (the customer sees no difference); MES's history
+/// records who moved it, from whom, to whom and why.
+#[tracing::instrument(skip(state, manager, why), fields(order_id = %id, to = %to_id))]
+pub async fn reassign(
+    state: &MesState,
+    manager: &Caller,
+    id: OrderId,
+    to_id: uuid::Uuid,
+    to_name: Option<&str>,
+    why: &str,
+) -> Result<String, QueueError> {
+    if manager.role != Role::Manager {
+        return Err(QueueError::NotManager);
+    }
+    let why = reason(why)?;
+    let to_name = match to_name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => n.chars().take(200).collect::<String>(),
+        None => known_operators(state)
+            .await?
+            .into_iter()
+            .find(|(oid, _)| *oid == to_id.to_string())
+            .map(|(_, n)| n)
+            .ok_or_else(|| QueueError::UnknownOperator(to_id.to_string()))?,
+    };
+    let mut tx = state.db.begin_write().await?;
+    let row = sqlx::query("SELECT status, operator_id, operator_name FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(QueueError::NotFound)?;
+    let status =
+        OrderStatus::parse(&row.try_get::<String, _>("status")?).unwrap_or(OrderStatus::Pricing);
+    if !matches!(
+        status,
+        OrderStatus::ManufacturingStarted | OrderStatus::Manufactured | OrderStatus::Packed
+    ) {
+        return Err(QueueError::NotInWork(status));
+    }
+    let from_id: Option<String> = row.try_get("operator_id")?;
+    let from_name: String = row
+        .try_get::<Option<String>, _>("operator_name")?
+        .unwrap_or_default();
+    if from_id.as_deref() == Some(to_id.to_string().as_str()) {
+        return Err(QueueError::AlreadyAssigned(from_name));
+    }
+    // Guarded by the operator we read: a concurrent reassignment makes this one retry.
+    let moved = sqlx::query(
+        "UPDATE orders SET operator_id = $1, operator_name = $2, updated_at_ms = $3 \
+         WHERE id = $4 AND status = $5 AND operator_id = $6",
+    )
+    .bind(to_id.to_string())
+    .bind(&to_name)
+    .bind(domain::to_ms(domain::now()))
+    .bind(id.to_string())
+    .bind(status.as_str())
+    .bind(from_id.clone().unwrap_or_default())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !moved {
+        return Err(QueueError::Internal(anyhow::anyhow!(
+            "the order changed while it was being reassigned; try again"
+        )));
+    }
+    let who = Actor {
+        kind: "manager".into(),
+        name: manager.name.clone(),
+        user_id: Some(manager.user_id),
+    };
+    let note = format!("reassigned from {from_name} to {to_name}: {why}");
+    orders::record(&mut tx, id, status, &who, Some(&note)).await?;
+    tx.commit().await?;
+    state.db.wrote(&manager.user_id.to_string()).await;
+    state
+        .feed
+        .changed("reassigned", id, Some(to_name.as_str()))
+        .await;
+    tracing::info!(order_id = %id, from = %from_name, to = %to_name, "order reassigned");
+    Ok(to_name)
 }
 
 /// Moves an order in work to MANUFACTURED, PACKED or SHIPPED (with a tracking number).
@@ -234,6 +681,7 @@ pub async fn advance(
         status: to,
         actor: actor(op),
         tracking_number: tracking,
+        note: None,
     };
     outbox::enqueue(&mut tx, &Envelope::new("mes", &ev)).await?;
     tx.commit().await?;

@@ -48,6 +48,12 @@ pub async fn fresh_database(service: &str) -> String {
     format!("{}/{name}", postgres_url())
 }
 
+/// The Redis the production profile's cache uses (`scripts/test` starts it).
+pub fn redis_url() -> String {
+    std::env::var("ALEXANDRITE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
 /// A fresh RabbitMQ vhost (queues of concurrent tests must not meet); its URL.
 /// `rabbitmqctl` runs one at a time, under a timeout, retried: concurrent
 /// invocations can hang on the CLI's own Erlang distribution ports.
@@ -93,6 +99,21 @@ pub async fn use_production_stores(config: &mut Config) {
     config.crm.database_url = Some(fresh_database("crm").await);
     config.mes.database_url = Some(fresh_database("mes").await);
     config.bus.url = Some(fresh_vhost());
+    config.cache.url = redis_url();
+    let addr = config
+        .cache
+        .url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if let Err(e) = tokio::net::TcpStream::connect(&addr).await {
+        panic!(
+            "Redis at {addr} is needed for ALEXANDRITE_TEST_PROFILE=production (scripts/test starts it): {e}"
+        );
+    }
+    config.cache.prefix = format!("alx-test-{}:", uuid::Uuid::new_v4().simple());
     require_s3().await;
     config.mes.objects_url = Some(format!("s3://{}/api-{}", s3_bucket(), uuid::Uuid::new_v4()));
     config.mes.s3_endpoint = Some(s3_endpoint());
@@ -188,6 +209,11 @@ impl TestApp {
             .await
             .expect("user created");
         self.accounts.create_key(email).await.expect("key created")
+    }
+
+    pub async fn manager(&self, name: &str) -> String {
+        let email = format!("{}@managers.test", name.to_lowercase());
+        self.key_for(Role::Manager, &email, name, None).await
     }
 
     pub async fn operator(&self, name: &str) -> String {

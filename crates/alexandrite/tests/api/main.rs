@@ -11,6 +11,7 @@ mod journey;
 mod lifecycle;
 mod observability;
 mod operators;
+mod queue;
 mod s3;
 mod traces;
 mod uploads;
