@@ -195,12 +195,19 @@ fn generate(
     let area = volume * rng.random_range(1.8..3.2);
     let triangles = rng.random_range(2_000..400_000u64);
     let shells = if rng.random_bool(0.1) { 2 } else { 1 };
+    let rule = if shells == 1 {
+        price::MetalRule::SingleShell
+    } else {
+        price::MetalRule::AllShells
+    };
     let (total, breakdown) = price::price(
         &PriceInput {
             volume_mm3: volume,
             area_mm2: area,
             shells,
             triangles,
+            stones: 0,
+            metal_rule: rule,
         },
         m,
         rules,
@@ -224,6 +231,9 @@ fn generate(
         nonmanifold_edges: 0,
         weight_g: weight,
         warnings: vec![],
+        metal_volume_mm3: Some(volume),
+        stones: 0,
+        metal_rule: rule,
     };
     let geometry_json = serde_json::to_string(&geometry).expect("json");
     let quote = Quote {
