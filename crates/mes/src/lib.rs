@@ -117,7 +117,12 @@ impl Mes {
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "mes");
         let cache = adapters::cache::open(&config.cache_url, &config.cache_prefix).await?;
-        let feed = queue::Feed::new(db.clone(), cache, config.sla.clone());
+        let feed = queue::Feed::new(
+            db.clone(),
+            cache,
+            config.sla.clone(),
+            config.metrics.clone(),
+        );
         Ok(Mes {
             bench_naive_queue: config.bench_naive_queue,
             state: MesState {

@@ -141,15 +141,23 @@ pub struct Feed {
     pub db: Db,
     pub cache: Arc<dyn Cache>,
     pub sla: SlaPolicy,
+    /// Counts the first page's cache hits and misses (`cache="queue"`).
+    pub metrics: adapters::metrics::Metrics,
     live: broadcast::Sender<Arc<Change>>,
 }
 
 impl Feed {
-    pub fn new(db: Db, cache: Arc<dyn Cache>, sla: SlaPolicy) -> Feed {
+    pub fn new(
+        db: Db,
+        cache: Arc<dyn Cache>,
+        sla: SlaPolicy,
+        metrics: adapters::metrics::Metrics,
+    ) -> Feed {
         Feed {
             db,
             cache,
             sla,
+            metrics,
             live: broadcast::channel(4096).0,
         }
     }
@@ -246,7 +254,10 @@ impl Feed {
         };
         let key = page_key(generation, filter, limit);
         match self.cache.get(&key).await {
-            Ok(Some(bytes)) => return Ok((bytes, CacheOutcome::Hit)),
+            Ok(Some(bytes)) => {
+                self.metrics.cache_hit("queue");
+                return Ok((bytes, CacheOutcome::Hit));
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "queue cache read failed; reading the database"),
         }
@@ -256,6 +267,7 @@ impl Feed {
         if let Err(e) = self.cache.set(&key, &bytes, PAGE_TTL).await {
             tracing::warn!(error = %e, "first page not cached");
         }
+        self.metrics.cache_miss("queue");
         Ok((bytes, CacheOutcome::Miss))
     }
 }

@@ -347,6 +347,20 @@ async fn metrics_move_as_an_order_is_priced_and_confirmed() {
         m.value("alexandrite_cache_hits_total", &[("cache", "measurements")]),
         Some(1.0)
     );
+    // The operators' first page: a filter nobody asked for yet misses, then hits.
+    let op = app.operator("Olga").await;
+    let count = |m: &Exposition, name: &str| m.value(name, &[("cache", "queue")]).unwrap_or(0.0);
+    let (hits, misses) = (
+        count(&m, "alexandrite_cache_hits_total"),
+        count(&m, "alexandrite_cache_misses_total"),
+    );
+    for _ in 0..2 {
+        let (s, page) = app.get(&op, "/mes/api/queue?material=PT950").await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{page}");
+    }
+    let m = scrape(&app.client, &app.base).await;
+    assert_eq!(count(&m, "alexandrite_cache_misses_total"), misses + 1.0);
+    assert_eq!(count(&m, "alexandrite_cache_hits_total"), hits + 1.0);
     assert_eq!(
         m.value(
             "alexandrite_events_published_total",
