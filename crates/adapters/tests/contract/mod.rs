@@ -161,7 +161,16 @@ pub async fn transient_failures_are_redelivered_until_acked(o: &dyn Opener, q: &
     until("acked once", || probe.acked().len() == 1).await;
     assert_eq!(probe.calls.load(Ordering::SeqCst), 3);
     assert_eq!(probe.acked()[0], ev.event_id.to_string());
-    assert_eq!(bus.depths().await.unwrap(), vec![(q.name.to_string(), 0)]);
+    // The handler has returned; the bus settles the delivery just after it.
+    let mut depths = vec![];
+    for _ in 0..400 {
+        depths = bus.depths().await.unwrap();
+        if depths == vec![(q.name.to_string(), 0)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(depths, vec![(q.name.to_string(), 0)]);
     assert!(bus.dead_letters().await.unwrap().is_empty());
     bus.shutdown().await;
 }
