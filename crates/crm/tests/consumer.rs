@@ -4,40 +4,14 @@ use adapters::Db;
 use adapters::bus::{DeliveryError, Handler};
 use crm::consumer::CrmConsumer;
 use domain::events::{
-    Actor, BBox, Envelope, GeometrySummary, ModelReceived, OrderPriced, OrderStatusChanged, Quote,
+    Actor, BBox, Envelope, GeometrySummary, OrderPriced, OrderStatusChanged, Quote,
 };
 use domain::price::{self, MaterialSnapshot, PriceInput, PricingRules};
 use domain::{OrderId, OrderStatus};
 use sqlx::Row;
 
-async fn db(dir: &tempfile::TempDir) -> Db {
-    Db::connect(
-        &adapters::db::sqlite_url(&dir.path().join("crm.sqlite")),
-        crm::migrations(),
-    )
-    .await
-    .unwrap()
-}
-
-fn received(id: OrderId) -> Envelope {
-    Envelope::new(
-        "mes",
-        &ModelReceived {
-            order_id: id,
-            tenant: "org:acme".into(),
-            owner: Actor {
-                kind: "customer".into(),
-                name: "Acme".into(),
-                user_id: None,
-            },
-            owner_email: "a@acme.test".into(),
-            material: "AG925".into(),
-            file_name: "ring.stl".into(),
-            size_bytes: 684,
-            channel: "api".into(),
-        },
-    )
-}
+mod common;
+use common::{db, received};
 
 fn priced(id: OrderId) -> Envelope {
     let material = MaterialSnapshot {

@@ -1,43 +1,15 @@
 //! The CRM's SLA clocks: an order is on time, then at risk, then overdue; an
 //! overdue order is announced once per status, even across a restart.
 
-use adapters::Db;
 use adapters::bus::Handler;
 use adapters::metrics::Metrics;
 use crm::consumer::CrmConsumer;
 use crm::sla::Sla;
-use domain::events::{Actor, Envelope, ModelReceived};
 use domain::sla::{Lateness, SlaPolicy};
 use domain::{OrderId, OrderStatus};
 
-async fn db(dir: &tempfile::TempDir) -> Db {
-    Db::connect(
-        &adapters::db::sqlite_url(&dir.path().join("crm.sqlite")),
-        crm::migrations(),
-    )
-    .await
-    .unwrap()
-}
-
-fn received(id: OrderId) -> Envelope {
-    Envelope::new(
-        "mes",
-        &ModelReceived {
-            order_id: id,
-            tenant: "org:acme".into(),
-            owner: Actor {
-                kind: "customer".into(),
-                name: "Acme".into(),
-                user_id: None,
-            },
-            owner_email: "a@acme.test".into(),
-            material: "AG925".into(),
-            file_name: "ring.stl".into(),
-            size_bytes: 684,
-            channel: "api".into(),
-        },
-    )
-}
+mod common;
+use common::{db, received};
 
 fn policy() -> SlaPolicy {
     SlaPolicy {
