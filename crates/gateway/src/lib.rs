@@ -97,10 +97,63 @@ pub fn traced(router: Router) -> Router {
 
 /// Wraps the services' routes with request ids, tracing and authentication.
 pub fn wrap(services: Router, auth: Arc<dyn Authenticator>, key: IdentityKey) -> Router {
+    let auth = Arc::new(CachedKeys::new(auth, KEY_TTL));
     let gate = Gate { auth, key };
     traced(services.layer(middleware::from_fn_with_state(gate, authenticate)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// How long a resolved API key is believed without asking the registry again.
+pub const KEY_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// At most this many API keys are remembered at once.
+const KEYS_REMEMBERED: usize = 10_000;
+
+/// Remembers which caller an API key names for [`KEY_TTL`], in front of the
+/// registry of people. Programs (B2B clients, operators' scripts) send their
+/// key with every request, and asking the CRM's database each time — or the
+/// CRM's process, between processes — cost more than the rest of a cached
+/// request. Only keys that resolved are remembered: an invalid key, or a
+/// registry that cannot be asked, is asked again next time. Sessions are not
+/// remembered, so signing out takes effect at once.
+pub struct CachedKeys {
+    inner: Arc<dyn Authenticator>,
+    ttl: std::time::Duration,
+    keys: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, domain::Caller)>>,
+}
+
+impl CachedKeys {
+    pub fn new(inner: Arc<dyn Authenticator>, ttl: std::time::Duration) -> CachedKeys {
+        CachedKeys {
+            inner,
+            ttl,
+            keys: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Authenticator for CachedKeys {
+    async fn by_session(&self, token: &str) -> Result<Option<domain::Caller>, Unavailable> {
+        self.inner.by_session(token).await
+    }
+    async fn by_api_key(&self, key: &str) -> Result<domain::Caller, KeyRefused> {
+        if let Some((at, caller)) = self.keys.lock().expect("keys").get(key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(caller.clone());
+        }
+        let caller = self.inner.by_api_key(key).await?;
+        let mut keys = self.keys.lock().expect("keys");
+        if keys.len() >= KEYS_REMEMBERED {
+            keys.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if keys.len() >= KEYS_REMEMBERED {
+                keys.clear();
+            }
+        }
+        keys.insert(key.to_string(), (std::time::Instant::now(), caller.clone()));
+        Ok(caller)
+    }
 }
 
 /// Resolves credentials by asking the CRM process (`POST /internal/identity`),
@@ -337,6 +390,59 @@ mod auth_tests {
         async fn by_api_key(&self, _: &str) -> Result<domain::Caller, KeyRefused> {
             Err(KeyRefused::Unavailable)
         }
+    }
+
+    /// A registry that counts its lookups and knows one key.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Authenticator for Counting {
+        async fn by_session(&self, _: &str) -> Result<Option<domain::Caller>, Unavailable> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(None)
+        }
+        async fn by_api_key(&self, key: &str) -> Result<domain::Caller, KeyRefused> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match key {
+                "alx_good" => Ok(domain::Caller {
+                    user_id: uuid::Uuid::now_v7(),
+                    role: domain::Role::Operator,
+                    org: None,
+                    name: "Olga".into(),
+                    email: "olga@example.test".into(),
+                }),
+                _ => Err(KeyRefused::Invalid),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resolved_key_is_remembered_for_its_time_and_nothing_else_is() {
+        let registry = Arc::new(Counting::default());
+        let asked = || registry.0.load(std::sync::atomic::Ordering::SeqCst);
+        let keys = CachedKeys::new(registry.clone(), std::time::Duration::from_millis(300));
+        let first = keys.by_api_key("alx_good").await.unwrap();
+        assert_eq!(keys.by_api_key("alx_good").await.unwrap(), first);
+        assert_eq!(
+            asked(),
+            1,
+            "the second use of a key is answered from memory"
+        );
+        for _ in 0..2 {
+            assert!(matches!(
+                keys.by_api_key("alx_bad").await,
+                Err(KeyRefused::Invalid)
+            ));
+        }
+        assert_eq!(asked(), 3, "an invalid key is asked about every time");
+        for _ in 0..2 {
+            keys.by_session("s").await.unwrap();
+        }
+        assert_eq!(asked(), 5, "sessions are never remembered");
+        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+        keys.by_api_key("alx_good").await.unwrap();
+        assert_eq!(asked(), 6, "after its time the key is asked about again");
     }
 
     #[tokio::test]
