@@ -393,7 +393,9 @@ pub async fn get_queue(
             let pool = state.db.reader(&caller.user_id.to_string()).await;
             let page = queue::list(&state.feed, pool, &filter, Some(c), limit).await?;
             (
-                serde_json::to_vec(&page).map_err(anyhow::Error::from)?,
+                serde_json::to_vec(&page)
+                    .map_err(anyhow::Error::from)?
+                    .into(),
                 queue::CacheOutcome::Bypass,
             )
         }

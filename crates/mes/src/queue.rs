@@ -4,13 +4,17 @@
 use crate::MesState;
 use crate::orders::{self, COLUMNS, MesOrder};
 use adapters::{Cache, Db, outbox};
+use bytes::Bytes;
 use domain::events::{Actor, Envelope, OrderStatusChanged};
 use domain::sla::SlaPolicy;
 use domain::{Caller, OrderId, OrderStatus, Role};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// Why an operator's action was refused.
@@ -134,6 +138,74 @@ impl CacheOutcome {
     }
 }
 
+/// How long this process serves a first page from its own memory without
+/// asking the shared cache, even if it has heard of no change (a bound on
+/// staleness should a change be published while the subscription was away).
+const NEAR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// This process's copy of the first pages, in front of the shared cache (the
+/// near cache). A refresh of the first page is the hottest request there is —
+/// every operator, all day — and asking Redis twice per refresh costs more
+/// than the rest of the request. Every change to the queue is heard here (this
+/// process's own at once, the other processes' through the cache's
+/// publish/subscribe), and a page is served only while no change has been
+/// heard since it was read: so a take is gone from the taker's next refresh,
+/// and from everybody's as soon as the change is heard.
+#[derive(Default)]
+struct Near {
+    /// Changes to the queue heard so far (a page read after the n-th is tagged n).
+    heard: AtomicU64,
+    /// Subscribed to the changes channel. Without it the other processes'
+    /// changes would go unheard, so the near cache is not used.
+    listening: AtomicBool,
+    pages: Mutex<HashMap<String, NearPage>>,
+    /// One refill at a time: when a change invalidates the page, the fifty
+    /// operators refreshing it wait for one read instead of all reading.
+    refill: tokio::sync::Mutex<()>,
+}
+
+struct NearPage {
+    heard: u64,
+    read_at: Instant,
+    body: Bytes,
+}
+
+impl Near {
+    fn lookup(&self, key: &str) -> Option<Bytes> {
+        let heard = self.heard.load(Ordering::Acquire);
+        let pages = self.pages.lock().expect("near pages");
+        pages
+            .get(key)
+            .filter(|p| p.heard == heard && p.read_at.elapsed() < NEAR_TTL)
+            .map(|p| p.body.clone())
+    }
+
+    /// Keeps `body`, read when `heard` changes had been heard (a change heard
+    /// during the read makes it stale at once).
+    fn keep(&self, key: String, heard: u64, body: Bytes) {
+        let mut pages = self.pages.lock().expect("near pages");
+        // Pages of earlier generations are never served again.
+        pages.retain(|_, p| p.heard == heard);
+        if pages.len() < NEAR_MAX_PAGES {
+            pages.insert(
+                key,
+                NearPage {
+                    heard,
+                    read_at: Instant::now(),
+                    body,
+                },
+            );
+        }
+    }
+
+    fn heard_a_change(&self) {
+        self.heard.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// At most this many filters' first pages are kept in memory at once.
+const NEAR_MAX_PAGES: usize = 256;
+
 /// What the queue's readers and writers share: the database, the cache, the
 /// SLA policy and this process's fan-out of changes to open consoles.
 #[derive(Clone)]
@@ -144,6 +216,7 @@ pub struct Feed {
     /// Counts the first page's cache hits and misses (`cache="queue"`).
     pub metrics: adapters::metrics::Metrics,
     live: broadcast::Sender<Arc<Change>>,
+    near: Arc<Near>,
 }
 
 impl Feed {
@@ -159,6 +232,7 @@ impl Feed {
             sla,
             metrics,
             live: broadcast::channel(4096).0,
+            near: Arc::new(Near::default()),
         }
     }
 
@@ -173,7 +247,11 @@ impl Feed {
         loop {
             match self.cache.subscribe(CHANNEL).await {
                 Ok(mut messages) => {
+                    // Changes made while not subscribed were not heard.
+                    self.near.heard_a_change();
+                    self.near.listening.store(true, Ordering::Release);
                     while let Some(m) = messages.next().await {
+                        self.near.heard_a_change();
                         match serde_json::from_slice::<Change>(&m) {
                             Ok(c) => {
                                 let _ = self.live.send(Arc::new(c));
@@ -184,6 +262,7 @@ impl Feed {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot subscribe to queue changes"),
             }
+            self.near.listening.store(false, Ordering::Release);
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
@@ -194,6 +273,8 @@ impl Feed {
     /// database has the truth and the pages expire within [`PAGE_TTL`].
     pub async fn changed(&self, kind: &str, order_id: OrderId, operator: Option<&str>) {
         self.db.wrote(QUEUE_MARK).await;
+        // This process's next refresh must not show the page from before.
+        self.near.heard_a_change();
         match self.cache.incr(GEN_KEY).await {
             Ok(generation) if kind == "confirmed" => {
                 // Write-through: the default first page with the new order on top.
@@ -218,6 +299,9 @@ impl Feed {
                 tracing::warn!(order_id = %order_id, error = %e, "queue cache not invalidated (cache unreachable)")
             }
         }
+        // And again now that the shared cache has moved on: a near page filled
+        // in between may have come from the shared cache's old generation.
+        self.near.heard_a_change();
         let change = Change {
             kind: kind.to_string(),
             order_id,
@@ -232,14 +316,45 @@ impl Feed {
         }
     }
 
-    /// The first page for `filter`: from the cache, else from the database
-    /// (the replica when it has caught up), then cached (cache-aside). The page
-    /// as JSON, and where it came from.
+    /// The first page for `filter`: from this process's memory while no change
+    /// has been heard since it was read, else from the shared cache, else from
+    /// the database (the replica when it has caught up), then cached
+    /// (cache-aside). The page as JSON, and where it came from.
     pub async fn first_page(
         &self,
         filter: &Filter,
         limit: i64,
-    ) -> anyhow::Result<(Vec<u8>, CacheOutcome)> {
+    ) -> anyhow::Result<(Bytes, CacheOutcome)> {
+        if !self.near.listening.load(Ordering::Acquire) {
+            return self.shared_first_page(filter, limit).await;
+        }
+        let key = filter.key(limit);
+        if let Some(body) = self.near.lookup(&key) {
+            self.metrics.cache_hit("queue");
+            return Ok((body, CacheOutcome::Hit));
+        }
+        let _refill = self.near.refill.lock().await;
+        // Somebody else may have refilled it while this request waited.
+        if let Some(body) = self.near.lookup(&key) {
+            self.metrics.cache_hit("queue");
+            return Ok((body, CacheOutcome::Hit));
+        }
+        let heard = self.near.heard.load(Ordering::Acquire);
+        let (body, outcome) = self.shared_first_page(filter, limit).await?;
+        // A page read around the shared cache (unreachable) is not kept: the
+        // changes of other processes may not be heard while it is away.
+        if outcome != CacheOutcome::Bypass {
+            self.near.keep(key, heard, body.clone());
+        }
+        Ok((body, outcome))
+    }
+
+    /// The first page from the shared cache, else from the database.
+    async fn shared_first_page(
+        &self,
+        filter: &Filter,
+        limit: i64,
+    ) -> anyhow::Result<(Bytes, CacheOutcome)> {
         let generation = match self.cache.get(GEN_KEY).await {
             Ok(g) => g
                 .and_then(|b| String::from_utf8(b).ok())
@@ -249,14 +364,14 @@ impl Feed {
                 tracing::warn!(error = %e, "queue cache unreachable; reading the database");
                 let pool = self.db.reader(QUEUE_MARK).await;
                 let page = list(self, pool, filter, None, limit).await?;
-                return Ok((serde_json::to_vec(&page)?, CacheOutcome::Bypass));
+                return Ok((serde_json::to_vec(&page)?.into(), CacheOutcome::Bypass));
             }
         };
         let key = page_key(generation, filter, limit);
         match self.cache.get(&key).await {
             Ok(Some(bytes)) => {
                 self.metrics.cache_hit("queue");
-                return Ok((bytes, CacheOutcome::Hit));
+                return Ok((bytes.into(), CacheOutcome::Hit));
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "queue cache read failed; reading the database"),
@@ -268,7 +383,7 @@ impl Feed {
             tracing::warn!(error = %e, "first page not cached");
         }
         self.metrics.cache_miss("queue");
-        Ok((bytes, CacheOutcome::Miss))
+        Ok((bytes.into(), CacheOutcome::Miss))
     }
 }
 
@@ -282,8 +397,11 @@ pub async fn list(
     limit: i64,
 ) -> anyhow::Result<QueuePage> {
     // `status = 'CONFIRMED'` is written out (not bound) so that the planner can
-    // use the partial indexes on confirmed orders.
-    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE status = 'CONFIRMED'");
+    // use the partial indexes on confirmed orders. The page's ids are found
+    // first, reading only columns the partial indexes hold (an index-only
+    // scan: the weight and price filters are checked on index entries, not on
+    // table rows), and only the page's rows are then read whole.
+    let mut sql = "SELECT id FROM orders WHERE status = 'CONFIRMED'".to_string();
     let mut n = 0;
     let mut p = || {
         n += 1;
@@ -303,6 +421,9 @@ pub async fn list(
         sql += &format!(" AND (confirmed_at_ms, id) < ({a}, {b})");
     }
     sql += &format!(" ORDER BY confirmed_at_ms DESC, id DESC LIMIT {}", p());
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE id IN ({sql}) ORDER BY confirmed_at_ms DESC, id DESC"
+    );
     let mut q = sqlx::query(&sql);
     if let Some(m) = &filter.material {
         q = q.bind(m.to_ascii_uppercase());
