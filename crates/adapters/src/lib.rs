@@ -10,6 +10,7 @@ pub mod objects;
 pub mod outbox;
 pub mod rabbit;
 pub mod sla;
+pub mod tasks;
 pub mod telemetry;
 pub mod views;
 

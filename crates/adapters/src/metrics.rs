@@ -117,6 +117,9 @@ struct Inner {
 
     db_connections: Gauges,
     db_max_connections: Gauges,
+
+    task_restarts: Counters,
+    uploads_removed: Counters,
 }
 
 /// A process's metrics. Cheap to clone; clones share the registry.
@@ -382,6 +385,18 @@ impl Metrics {
                 "The most connections a service's pool opens.",
             ),
 
+            task_restarts: counter(
+                r,
+                "task_restarts",
+                "Background tasks (relays, listeners, sweeps) restarted after a panic or an unexpected end, by task.",
+            ),
+
+            uploads_removed: counter(
+                r,
+                "uploads_removed",
+                "Objects of direct uploads that expired without becoming an order, removed by MES's sweep.",
+            ),
+
             registry: reg.0,
             declared: reg.1,
             scrape: tokio::sync::Mutex::new(()),
@@ -551,6 +566,26 @@ impl Metrics {
         } else {
             self.cache_miss(cache)
         }
+    }
+
+    // --- supervised background tasks ---
+
+    /// A supervised task is running: its counter is exported from 0.
+    pub fn task_restarts_declare(&self, task: &str) {
+        self.0.task_restarts.get_or_create(&l([("task", task)]));
+    }
+
+    /// A supervised task ended and is being restarted.
+    pub fn task_restarted(&self, task: &str) {
+        self.0
+            .task_restarts
+            .get_or_create(&l([("task", task)]))
+            .inc();
+    }
+
+    /// Objects of expired, unused direct uploads removed by one sweep.
+    pub fn uploads_removed(&self, n: usize) {
+        self.0.uploads_removed.get_or_create(&vec![]).inc_by(n as u64);
     }
 
     // --- reconciliation and SLA ---

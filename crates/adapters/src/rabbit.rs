@@ -300,7 +300,16 @@ impl RabbitBus {
         let outcome = loop {
             tokio::select! {
                 _ = stop.changed() => break Ok(()),
-                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    // A settlement that panicked left its message unacked on this
+                    // channel for ever: resubscribe, and closing the channel hands it
+                    // back to the queue.
+                    if let Err(e) = done {
+                        if e.is_panic() {
+                            break Err(anyhow::anyhow!("a delivery panicked before it was settled: {e}"));
+                        }
+                    }
+                }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         inflight.spawn(me.clone().deliver(queue, limit, delivery, handler.clone(), stop.clone()));
@@ -382,64 +391,73 @@ impl RabbitBus {
                 "handler panicked: {join}"
             ))),
         };
-        let _enter = span.enter();
-        match result {
-            Ok(()) => {
-                self.notes
-                    .lock()
-                    .unwrap()
-                    .remove(&(queue.to_string(), event_id));
-                if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(error = %e, "bus: ack failed; the message will be redelivered");
+        // Settle inside the consumer's span, never holding `span.enter()` across
+        // an await: a guard held over a suspension point is dropped on another
+        // poll's stack and made tracing-subscriber 0.3.23 panic ("tried to clone
+        // a span that already closed", tokio-rs/tracing#3514), killing the task.
+        tracing::Instrument::instrument(
+            async move {
+            match result {
+                Ok(()) => {
+                    self.notes
+                        .lock()
+                        .unwrap()
+                        .remove(&(queue.to_string(), event_id));
+                    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                        tracing::warn!(error = %e, "bus: ack failed; the message will be redelivered");
+                    }
+                }
+                Err(DeliveryError::Reject(reason)) => {
+                    tracing::error!(reason = %reason, "message rejected: dead-lettered");
+                    self.note(queue, &event_id, reason, deliveries);
+                    settle(
+                        queue,
+                        &delivery,
+                        BasicNackOptions {
+                            requeue: false,
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                }
+                Err(DeliveryError::Retry(e)) => {
+                    let error = format!("{e:#}");
+                    let last = limit.is_some_and(|l| deliveries >= i64::from(l));
+                    if last {
+                        tracing::error!(error = %error, "delivery limit reached: dead-lettered");
+                        self.metrics().event_dead_lettered(queue, "delivery_limit");
+                    } else {
+                        tracing::warn!(error = %error, "delivery failed: will retry");
+                    }
+                    let limit = limit.map(|l| format!(" {l}")).unwrap_or_default();
+                    self.note(
+                        queue,
+                        &event_id,
+                        format!("delivery limit{limit} reached; last error: {error}"),
+                        deliveries,
+                    );
+                    // Hold the message a little before returning it, so a passing
+                    // outage does not burn through the delivery limit in a moment.
+                    let backoff = Duration::from_millis((50u64 << before.clamp(0, 7)).min(5_000));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    settle(
+                        queue,
+                        &delivery,
+                        BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await;
                 }
             }
-            Err(DeliveryError::Reject(reason)) => {
-                tracing::error!(reason = %reason, "message rejected: dead-lettered");
-                self.note(queue, &event_id, reason, deliveries);
-                settle(
-                    queue,
-                    &delivery,
-                    BasicNackOptions {
-                        requeue: false,
-                        ..Default::default()
-                    },
-                )
-                .await;
-            }
-            Err(DeliveryError::Retry(e)) => {
-                let error = format!("{e:#}");
-                let last = limit.is_some_and(|l| deliveries >= i64::from(l));
-                if last {
-                    tracing::error!(error = %error, "delivery limit reached: dead-lettered");
-                    self.metrics().event_dead_lettered(queue, "delivery_limit");
-                } else {
-                    tracing::warn!(error = %error, "delivery failed: will retry");
-                }
-                let limit = limit.map(|l| format!(" {l}")).unwrap_or_default();
-                self.note(
-                    queue,
-                    &event_id,
-                    format!("delivery limit{limit} reached; last error: {error}"),
-                    deliveries,
-                );
-                // Hold the message a little before returning it, so a passing
-                // outage does not burn through the delivery limit in a moment.
-                let backoff = Duration::from_millis((50u64 << before.clamp(0, 7)).min(5_000));
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
-                }
-                settle(
-                    queue,
-                    &delivery,
-                    BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    },
-                )
-                .await;
-            }
-        }
+            },
+            span,
+        )
+        .await;
     }
 
     /// Declared queue names, sorted.

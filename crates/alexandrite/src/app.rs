@@ -59,6 +59,8 @@ pub struct Application {
     pub demo: Option<crate::demo::DemoAccounts>,
     /// This process's metrics (served on `/metrics`).
     metrics: adapters::metrics::Metrics,
+    /// Background tasks, restarted if they die.
+    tasks: adapters::tasks::Tasks,
 }
 
 /// A dependency the readiness probe checks.
@@ -67,6 +69,8 @@ enum Check {
     Db(Db),
     Bus(Arc<dyn Bus>),
     Cache(Arc<dyn adapters::Cache>),
+    /// This process's supervised background tasks (down between a failure and its restart).
+    Tasks(adapters::tasks::Tasks),
     /// Another process's `/health/ready`.
     Upstream(String),
 }
@@ -83,6 +87,7 @@ async fn ready(State(checks): State<Arc<Vec<(&'static str, Check)>>>) -> impl In
             Check::Db(db) => db.ping().await.map_err(|e| e.to_string()),
             Check::Bus(bus) => bus.depths().await.map(|_| ()).map_err(|e| e.to_string()),
             Check::Cache(cache) => cache.ping().await.map_err(|e| e.to_string()),
+            Check::Tasks(tasks) => tasks.check(),
             Check::Upstream(url) => match client.get(format!("{url}/health/ready")).send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(format!("{url} answered {}", r.status())),
@@ -180,6 +185,8 @@ fn mes_config(config: &Config, metrics: &adapters::metrics::Metrics) -> MesConfi
         s3: config.s3_options(),
         upload_url_expiry: config.upload_url_expiry(),
         multipart_part_bytes: config.multipart_part_bytes(),
+        upload_sweep_every: config.upload_sweep_every(),
+        upload_sweep_grace: config.upload_sweep_grace(),
         limits: Limits {
             max_upload_bytes: config.limits.max_upload_bytes,
         },
@@ -245,7 +252,8 @@ impl Application {
             _ => None,
         };
 
-        let mut checks: Vec<(&'static str, Check)> = vec![];
+        let tasks = adapters::tasks::Tasks::new(metrics.clone());
+        let mut checks: Vec<(&'static str, Check)> = vec![("tasks", Check::Tasks(tasks.clone()))];
         if let Some(bus) = &bus {
             checks.push(("bus", Check::Bus(bus.clone())));
         }
@@ -341,6 +349,7 @@ impl Application {
             reconcile: config.reconcile.clone(),
             demo,
             metrics,
+            tasks,
         })
     }
 
@@ -371,31 +380,27 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut relays = vec![];
+        let mut running = vec![];
         if let Some(crm) = &self.crm {
-            relays.push(crm.start().await?);
+            running.extend(crm.start(&self.tasks).await?);
         }
         if let Some(mes) = &self.mes {
-            relays.push(mes.start().await?);
+            running.extend(mes.start(&self.tasks).await?);
         }
         if let Some(pricing) = &self.pricing {
             pricing.start().await?;
         }
         let addr = self.local_addr();
-        let reconciler = match (self.reconciler, self.reconcile.interval_seconds) {
-            (Some((c, m)), secs) if secs > 0 => {
+        if let (Some((c, m)), secs) = (self.reconciler, self.reconcile.interval_seconds) {
+            if secs > 0 {
                 let every = std::time::Duration::from_secs(secs);
                 let grace = std::time::Duration::from_secs(self.reconcile.grace_seconds);
-                Some(tokio::spawn(crate::reconcile::periodically(
-                    c,
-                    m,
-                    every,
-                    grace,
-                    self.metrics.clone(),
-                )))
+                let metrics = self.metrics.clone();
+                running.push(self.tasks.spawn("reconciliation", move || {
+                    crate::reconcile::periodically(c.clone(), m.clone(), every, grace, metrics.clone())
+                }));
             }
-            _ => None,
-        };
+        }
         tracing::info!(%addr, "serving");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -404,8 +409,8 @@ impl Application {
         if let Some(bus) = &self.bus {
             bus.shutdown().await;
         }
-        for r in relays.into_iter().chain(reconciler) {
-            r.abort();
+        for task in running {
+            task.abort();
         }
         tracing::info!("stopped");
         Ok(())

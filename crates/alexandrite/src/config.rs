@@ -118,6 +118,11 @@ pub struct MesSection {
     /// Direct uploads larger than this many bytes are handed out as presigned
     /// multipart parts of this size (S3's minimum part is 5 MiB). Default 16 MiB.
     pub multipart_part_bytes: Option<u64>,
+    /// How often MES removes the objects of direct uploads that expired unused,
+    /// seconds (default 300; 0 never removes them).
+    pub upload_sweep_secs: Option<u64>,
+    /// How long after its expiry an unused direct upload is kept, seconds (default 600).
+    pub upload_sweep_grace_secs: Option<u64>,
     /// Mount `GET /mes/api/queue/naive`, the naive baseline `scripts/bench-queue`
     /// compares against (OFFSET, no index, no cache). Never in production.
     pub bench_naive_queue: bool,
@@ -305,6 +310,16 @@ impl Config {
     }
     pub fn multipart_part_bytes(&self) -> u64 {
         self.mes.multipart_part_bytes.unwrap_or(16 << 20)
+    }
+
+    /// How often expired, unused direct uploads are removed (zero: never).
+    pub fn upload_sweep_every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.mes.upload_sweep_secs.unwrap_or(300))
+    }
+
+    /// How long after its expiry an unused direct upload is kept.
+    pub fn upload_sweep_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.mes.upload_sweep_grace_secs.unwrap_or(600))
     }
 
     pub fn upload_url_expiry(&self) -> std::time::Duration {

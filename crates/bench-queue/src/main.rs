@@ -1,9 +1,16 @@
 //! `bench-queue`: N operators refresh the operators' queue's first page over
-//! HTTP as fast as they can, while a customer confirms new orders and
-//! operators take others; first against our endpoint, then, in the same run
-//! and under the same churn, against the naive baseline. Prints p50/p95/p99 of
-//! each, end to end (request sent → whole body read), and last
-//! `p99_ms=… naive_p99_ms=… ratio=…`.
+//! HTTP, while a customer confirms new orders and operators take others;
+//! first against our endpoint, then, in the same run and under the same
+//! churn, against the naive baseline. Prints p50/p95/p99 of each, end to end
+//! (until the whole body is read), and last `p99_ms=… naive_p99_ms=… ratio=…`.
+//!
+//! Two ways to load it:
+//! * `--rate 0` (saturation): each operator sends the next request as soon as
+//!   the last one is answered; latency runs from the send.
+//! * `--rate R`: each operator refreshes R times a second on a fixed schedule
+//!   (one request at a time, as a person or a polling page does). Latency runs
+//!   from the moment the request was *due*, so a server that falls behind is
+//!   charged for the wait too (no coordinated omission, as in wrk2).
 
 use clap::Parser;
 use rand::Rng;
@@ -42,6 +49,10 @@ struct Args {
     /// Seconds of warm-up before each measurement (not counted).
     #[arg(long, default_value_t = 3)]
     warmup: u64,
+    /// Refreshes per second of each operator, on a fixed schedule, latency from
+    /// when each was due; 0 = saturation (as fast as answers come back).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 struct Stats {
@@ -72,11 +83,20 @@ async fn measure(
             let client = client.clone();
             let key = args.operator_keys[i % args.operator_keys.len()].clone();
             let url = format!("{}{path}", args.base);
+            let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+            // Operators' schedules are spread over one period, as people's are.
+            let phase = period.map(|p| p.mul_f64(i as f64 / args.concurrency as f64));
             tokio::spawn(async move {
                 let mut ms = vec![];
                 let mut errors = 0u64;
-                while Instant::now() < until {
-                    let t = Instant::now();
+                let mut due = start + phase.unwrap_or_default();
+                while due < until {
+                    if period.is_some() {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let sent = Instant::now();
+                    // Paced: from when it was due; saturation: from the send.
+                    let from = if period.is_some() { due } else { sent };
                     let ok = match client.get(&url).bearer_auth(&key).send().await {
                         Ok(r) => {
                             let ok = r.status().is_success();
@@ -84,13 +104,17 @@ async fn measure(
                         }
                         Err(_) => false,
                     };
-                    if t >= measure_from {
+                    if from >= measure_from {
                         if ok {
-                            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                            ms.push(from.elapsed().as_secs_f64() * 1000.0);
                         } else {
                             errors += 1;
                         }
                     }
+                    due = match period {
+                        Some(p) => due + p,
+                        None => Instant::now(),
+                    };
                 }
                 (ms, errors)
             })
@@ -217,8 +241,17 @@ async fn main() -> anyhow::Result<()> {
         stop.clone(),
         changes.clone(),
     ));
+    let pace = if args.rate > 0.0 {
+        format!(
+            "each {:.1} times a second on a schedule ({:.0} requests/s offered; latency from when each was due)",
+            args.rate,
+            args.rate * args.concurrency as f64
+        )
+    } else {
+        "each as fast as answers come back (saturation)".to_string()
+    };
     println!(
-        "bench-queue: {} operators refreshing the first page; {:.1} confirmations/s and {:.1} takes/s meanwhile",
+        "bench-queue: {} operators refreshing the first page, {pace}; {:.1} confirmations/s and {:.1} takes/s meanwhile",
         args.concurrency, args.churn_per_second, args.churn_per_second
     );
     let ours = measure(&client, &args, "/mes/api/queue", args.seconds).await?;

@@ -809,6 +809,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|d| d.len())
         .unwrap_or(usize::MAX);
 
+    // A panic anywhere is a bug even when a supervisor restarted the task
+    // (the stall of an earlier 5,000-order run was one).
+    let panics = panics_in_logs(&dir);
+
     let tally = ctx.tally.lock().unwrap();
     let unexpected = tally.unexpected.len() + never_accepted;
     println!(
@@ -835,6 +839,10 @@ async fn main() -> anyhow::Result<()> {
         "chaos: reconciliation checked={} differences={differences}",
         rec["checked"]
     );
+    println!("chaos: panics in the processes' logs={}", panics.len());
+    for p in panics.iter().take(5) {
+        println!("chaos: panic {p}");
+    }
     for s in stuck.iter().take(10) {
         println!("chaos: stuck {s}");
     }
@@ -856,6 +864,7 @@ async fn main() -> anyhow::Result<()> {
         && backlog_crm == 0
         && backlog_mes == 0
         && differences == 0
+        && panics.is_empty()
         && missing_kinds == 0;
     drop(tally);
     drop(dep);
@@ -879,4 +888,26 @@ async fn main() -> anyhow::Result<()> {
             dir.display()
         )
     }
+}
+
+/// Lines of the deployment's logs (`*.log` in `dir`) where a thread panicked.
+fn panics_in_logs(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut found = vec![];
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log")
+            && let Ok(text) = std::fs::read_to_string(&path)
+        {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            found.extend(
+                text.lines()
+                    .filter(|l| l.contains("panicked at"))
+                    .map(|l| format!("{name}: {l}")),
+            );
+        }
+    }
+    found
 }

@@ -112,14 +112,20 @@ impl Crm {
         &self.sla
     }
 
-    /// Starts the outbox relay, the overdue announcer and the event consumer
-    /// (the task returned runs the relay and the announcer).
-    pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    /// Starts the outbox relay and the overdue announcer (supervised by
+    /// `tasks`: restarted if they die) and the event consumer. Dropping the
+    /// returned handles stops the two tasks.
+    pub async fn start(
+        &self,
+        tasks: &adapters::tasks::Tasks,
+    ) -> anyhow::Result<Vec<adapters::tasks::Supervised>> {
         let every = std::time::Duration::from_secs(self.sla.policy().check_interval_seconds.max(1));
-        let (relay, announcer) = (self.relay.clone(), self.sla.clone());
-        let relay = tokio::spawn(async move {
-            tokio::join!(relay.run(), announcer.run(every));
-        });
+        let relay = self.relay.clone();
+        let announcer = self.sla.clone();
+        let running = vec![
+            tasks.spawn("crm_outbox_relay", move || relay.clone().run()),
+            tasks.spawn("crm_sla_announcer", move || announcer.clone().run(every)),
+        ];
         self.bus
             .consume(
                 consumer::QUEUE.name,
@@ -129,7 +135,7 @@ impl Crm {
                 }),
             )
             .await?;
-        Ok(relay)
+        Ok(running)
     }
 
     /// Endpoints for our own processes (the gateway's identity lookups); mounted

@@ -408,7 +408,8 @@ async fn create_order(
         }
         if let Some(id) = &upload_id {
             let claimed = sqlx::query(
-                "UPDATE uploads SET used_by_order = $1 WHERE id = $2 AND used_by_order IS NULL",
+                "UPDATE uploads SET used_by_order = $1 \
+                 WHERE id = $2 AND used_by_order IS NULL AND removed_at_ms IS NULL",
             )
             .bind(order_id.to_string())
             .bind(id)
@@ -489,11 +490,18 @@ async fn create_order(
         Err(e) => Err(IntakeError::Internal(e)),
         Ok(Outcome::UploadRaced) => {
             let id = upload_id.unwrap_or_default();
-            let order = crate::uploads::find(state, caller, &id)
-                .await?
-                .and_then(|r| r.used_by_order)
-                .unwrap_or_default();
-            Err(IntakeError::UploadUsed { id, order })
+            let rec = crate::uploads::find(state, caller, &id).await?;
+            match rec {
+                // The sweep removed it (it had expired) just before.
+                Some(r) if r.used_by_order.is_none() => Err(IntakeError::UploadExpired {
+                    id,
+                    at: domain::rfc3339(domain::from_ms(r.expires_at_ms)),
+                }),
+                r => Err(IntakeError::UploadUsed {
+                    id,
+                    order: r.and_then(|r| r.used_by_order).unwrap_or_default(),
+                }),
+            }
         }
         _ => {
             let key = idempotency_key.as_deref().unwrap_or_default();

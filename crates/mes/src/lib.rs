@@ -41,6 +41,10 @@ pub struct MesConfig {
     pub upload_url_expiry: std::time::Duration,
     /// Direct uploads larger than this are handed out as presigned parts of this size.
     pub multipart_part_bytes: u64,
+    /// How often expired, unused direct uploads are removed (zero: never).
+    pub upload_sweep_every: std::time::Duration,
+    /// How long after its expiry an unused upload is kept.
+    pub upload_sweep_grace: std::time::Duration,
     pub limits: Limits,
     /// Deadlines per status: the console's list of late orders.
     pub sla: domain::sla::SlaPolicy,
@@ -83,16 +87,10 @@ impl FromRef<MesState> for IdentityKey {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The MES service.
 pub struct Mes {
+    /// Expired direct uploads: how often to sweep, and the grace after expiry.
+    upload_sweep: (std::time::Duration, std::time::Duration),
     state: MesState,
     bus: Arc<dyn Bus>,
     sla: domain::sla::SlaPolicy,
@@ -125,6 +123,7 @@ impl Mes {
         );
         Ok(Mes {
             bench_naive_queue: config.bench_naive_queue,
+            upload_sweep: (config.upload_sweep_every, config.upload_sweep_grace),
             state: MesState {
                 db,
                 store: objects.store,
@@ -151,10 +150,25 @@ impl Mes {
         &self.metrics
     }
 
-    /// Starts the outbox relay and the event consumer.
-    pub async fn start(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-        let relay = tokio::spawn(self.state.relay.clone().run());
-        let listener = tokio::spawn(self.state.feed.clone().listen());
+    /// Starts the outbox relay and the queue's listener (supervised by
+    /// `tasks`: restarted if they die) and the event consumer. Dropping the
+    /// returned handles stops the tasks.
+    pub async fn start(
+        &self,
+        tasks: &adapters::tasks::Tasks,
+    ) -> anyhow::Result<Vec<adapters::tasks::Supervised>> {
+        let (relay, feed) = (self.state.relay.clone(), self.state.feed.clone());
+        let mut running = vec![
+            tasks.spawn("mes_outbox_relay", move || relay.clone().run()),
+            tasks.spawn("mes_queue_listener", move || feed.clone().listen()),
+        ];
+        let (every, grace) = self.upload_sweep;
+        if !every.is_zero() {
+            let (state, metrics) = (self.state.clone(), self.metrics.clone());
+            running.push(tasks.spawn("mes_upload_sweep", move || {
+                uploads::sweep_forever(state.clone(), every, grace, metrics.clone())
+            }));
+        }
         let consumer = consumer::MesConsumer {
             db: self.state.db.clone(),
             relay: self.state.relay.clone(),
@@ -163,11 +177,7 @@ impl Mes {
         self.bus
             .consume(consumer::QUEUE.name, 1, Arc::new(consumer))
             .await?;
-        // One handle for both: aborting it aborts them.
-        Ok(tokio::spawn(async move {
-            let _guards = (AbortOnDrop(relay), AbortOnDrop(listener));
-            std::future::pending::<()>().await
-        }))
+        Ok(running)
     }
 
     /// Endpoints for our own processes (reconciliation); mounted only when MES

@@ -146,6 +146,14 @@ CREATE INDEX orders_in_work ON orders (taken_at_ms DESC)
   WHERE status IN ('MANUFACTURING_STARTED', 'MANUFACTURED', 'PACKED');
 ";
 
+/// Expired direct uploads that never became an order: their objects are
+/// removed by the sweep, which claims each row first (`removed_at_ms`), so a
+/// naming and a sweep never both win.
+const UPLOAD_SWEEP: &str = "
+ALTER TABLE uploads ADD COLUMN removed_at_ms BIGINT;
+CREATE INDEX uploads_unused ON uploads (expires_at_ms) WHERE used_by_order IS NULL AND removed_at_ms IS NULL;
+";
+
 const INIT_SQLITE: &str = init!("INTEGER PRIMARY KEY AUTOINCREMENT");
 const INIT_PG: &str = init!("BIGSERIAL PRIMARY KEY");
 
@@ -197,5 +205,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "queue indexes",
         sqlite: QUEUE_INDEXES_SQLITE,
         postgres: QUEUE_INDEXES_PG,
+    },
+    Migration {
+        version: 9,
+        description: "sweep of expired direct uploads",
+        sqlite: UPLOAD_SWEEP,
+        postgres: UPLOAD_SWEEP,
     },
 ];

@@ -1,7 +1,8 @@
 //! Direct uploads: a customer asks for a presigned URL, writes the model straight
 //! into object storage (S3), then names the upload in `POST /api/v1/models`.
 //! MES keeps a record of every upload it handed out (tenant, generated key,
-//! declared size, expiry, the order that used it).
+//! declared size, expiry, the order that used it), and removes the objects of
+//! those that expired without becoming an order ([`sweep_expired`]).
 
 use crate::MesState;
 use crate::api::too_large;
@@ -178,4 +179,79 @@ pub async fn create(
         a.extend(t.clone());
     }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// Removes the objects of direct uploads that expired more than `grace` ago
+/// and never became an order (and aborts S3's multipart upload of those handed
+/// out in parts, so its parts stop being stored). Each row is claimed first
+/// (`removed_at_ms`), and naming an upload claims it only while unclaimed, so a
+/// naming and a sweep never both win and a used upload is never touched.
+/// Returns how many were removed.
+pub async fn sweep_expired(state: &MesState, grace: std::time::Duration) -> anyhow::Result<usize> {
+    let now = domain::to_ms(domain::now());
+    let before = now - grace.as_millis() as i64;
+    let rows = sqlx::query(
+        "SELECT id, object_key, multipart_id FROM uploads \
+         WHERE used_by_order IS NULL AND removed_at_ms IS NULL AND expires_at_ms < $1 \
+         ORDER BY expires_at_ms LIMIT 500",
+    )
+    .bind(before)
+    .fetch_all(state.db.pool())
+    .await?;
+    let mut removed = 0;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let object_key: String = row.try_get("object_key")?;
+        let multipart_id: Option<String> = row.try_get("multipart_id")?;
+        let claimed = sqlx::query(
+            "UPDATE uploads SET removed_at_ms = $1 \
+             WHERE id = $2 AND used_by_order IS NULL AND removed_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(&id)
+        .execute(state.db.pool())
+        .await?;
+        if claimed.rows_affected() == 0 {
+            continue; // named (or swept by another MES process) meanwhile
+        }
+        let path = ObjectPath::from(object_key.as_str());
+        let deleted = match state.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
+            // Unclaim it so the next sweep tries again; naming it stays refused (expired).
+            tracing::warn!(upload_id = %id, error = %e, "sweep: could not remove an expired upload's object; will retry");
+            sqlx::query("UPDATE uploads SET removed_at_ms = NULL WHERE id = $1")
+                .bind(&id)
+                .execute(state.db.pool())
+                .await?;
+            continue;
+        }
+        if let (Some(upload), Some(presigner)) = (&multipart_id, &state.presigner) {
+            if let Err(e) = presigner.abort_multipart(&path, upload).await {
+                tracing::warn!(upload_id = %id, error = %e, "sweep: could not abort an expired multipart upload");
+            }
+        }
+        tracing::info!(upload_id = %id, object_key, "sweep: removed an expired, unused direct upload");
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Sweeps every `every` until dropped, counting removals in
+/// `alexandrite_uploads_removed_total`.
+pub async fn sweep_forever(
+    state: MesState,
+    every: std::time::Duration,
+    grace: std::time::Duration,
+    metrics: adapters::metrics::Metrics,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        match sweep_expired(&state, grace).await {
+            Ok(n) => metrics.uploads_removed(n),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep of expired uploads failed; will retry"),
+        }
+    }
 }

@@ -334,6 +334,66 @@ async fn expired_upload_urls_and_records_are_refused() {
     app.stop().await;
 }
 
+/// The object key of a presigned URL (`…/models/<uuid>?X-Amz-…`), as MES names it.
+fn object_key(url: &str) -> object_store::path::Path {
+    let path = url.split('?').next().unwrap();
+    let at = path.rfind("models/").expect("a generated models/ key");
+    object_store::path::Path::from(&path[at..])
+}
+
+#[tokio::test]
+async fn expired_unused_uploads_are_removed_and_used_ones_kept() {
+    let app = spawn_on_s3(|c| {
+        c.mes.upload_url_expiry_secs = Some(3);
+        c.mes.upload_sweep_secs = Some(1);
+        c.mes.upload_sweep_grace_secs = Some(0);
+    })
+    .await;
+    let key = app.b2b_key.clone();
+    let bytes = model(RING);
+    let store = app.store();
+
+    // One upload becomes an order at once; the other is never named.
+    let (_, used) = ask_upload(&app, &key, bytes.len(), RING).await;
+    let used_url = used["url"].as_str().unwrap();
+    assert_eq!(put(used_url, bytes.clone()).await, StatusCode::OK);
+    let (s, body, _) = name_upload(&app, &key, used["upload_id"].as_str().unwrap(), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let order = body["order_id"].as_str().unwrap().to_string();
+    let (_, unused) = ask_upload(&app, &key, bytes.len(), RING).await;
+    let unused_url = unused["url"].as_str().unwrap();
+    assert_eq!(put(unused_url, bytes.clone()).await, StatusCode::OK);
+    assert!(store.head(&object_key(unused_url)).await.is_ok(), "uploaded");
+
+    // Expired (3 s) and swept (every second): the unused object goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match store.head(&object_key(unused_url)).await {
+            Err(object_store::Error::NotFound { .. }) => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "the expired upload's object is still there: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The order's model stays, and the order is priced from it.
+    assert!(store.head(&object_key(used_url)).await.is_ok(), "the used upload's object was kept");
+    app.wait_status(&key, &order, "AWAITING_CONFIRMATION").await;
+    // Naming the swept upload is refused as expired, and makes no order.
+    let (s, e, _) = name_upload(&app, &key, unused["upload_id"].as_str().unwrap(), None).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "upload_expired"), "{e}");
+    assert_eq!(order_count(&app, &key).await, 1);
+    // Counted, and the sweep runs as a supervised task.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("alexandrite_uploads_removed_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("alexandrite_task_restarts_total{task=\"mes_upload_sweep\"} 0\n"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_multipart_path_still_works_with_s3_as_the_store() {
     let app = spawn_on_s3(|_| {}).await;
