@@ -37,6 +37,8 @@ pub struct TaskState {
 pub struct Tasks {
     states: Arc<Mutex<BTreeMap<&'static str, TaskState>>>,
     metrics: Metrics,
+    /// The first and the longest wait before a restart.
+    backoff: (Duration, Duration),
 }
 
 /// Stops its task (and the supervisor) when dropped or aborted.
@@ -56,9 +58,15 @@ impl Drop for Supervised {
 
 impl Tasks {
     pub fn new(metrics: Metrics) -> Tasks {
+        Tasks::with_backoff(metrics, MIN_BACKOFF, MAX_BACKOFF)
+    }
+
+    /// With other waits before a restart (tests).
+    pub fn with_backoff(metrics: Metrics, min: Duration, max: Duration) -> Tasks {
         Tasks {
             states: Arc::default(),
             metrics,
+            backoff: (min, max),
         }
     }
 
@@ -74,8 +82,9 @@ impl Tasks {
         self.set(name, |s| s.running = true);
         self.metrics.task_restarts_declare(name);
         let me = self.clone();
+        let (min, max) = self.backoff;
         Supervised(tokio::spawn(async move {
-            let mut backoff = MIN_BACKOFF;
+            let mut backoff = min;
             loop {
                 let started = Instant::now();
                 // The future runs in this task, so aborting the supervisor drops it.
@@ -84,7 +93,7 @@ impl Tasks {
                     Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
                 };
                 if started.elapsed() >= HEALTHY_RUN {
-                    backoff = MIN_BACKOFF;
+                    backoff = min;
                 }
                 tracing::error!(task = name, why = %why, restart_in_ms = backoff.as_millis() as u64,
                     "background task ended: restarting it");
@@ -95,7 +104,7 @@ impl Tasks {
                     s.last_failure = Some(why.clone());
                 });
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = (backoff * 2).min(max);
                 me.set(name, |s| s.running = true);
             }
         }))
@@ -148,43 +157,54 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    #[tokio::test(start_paused = true)]
+    /// Polls `ok` every 10 ms for up to 10 s.
+    async fn until(what: &str, ok: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_panicking_task_is_restarted_counted_and_reported_while_down() {
         let metrics = Metrics::new();
-        let tasks = Tasks::new(metrics.clone());
+        let tasks = Tasks::with_backoff(
+            metrics.clone(),
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+        );
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         let _task = tasks.spawn("relay", move || {
             let r = r.clone();
             async move {
-                // The first run panics at once, the second a little later, the third lives.
+                // The first two runs panic, the third lives.
                 match r.fetch_add(1, Ordering::SeqCst) {
                     0 => panic!("tried to clone a span that already closed"),
-                    1 => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        panic!("{}", String::from("second"))
-                    }
+                    1 => panic!("{}", String::from("second")),
                     _ => std::future::pending().await,
                 }
             }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Down, with the reason, for the 300 ms before its restart.
+        until("the first failure reported", || tasks.check().is_err()).await;
         let err = tasks.check().unwrap_err();
-        assert!(
-            err.contains("relay is down (panicked: tried to clone a span that already closed; 1 restarts)"),
-            "{err}"
+        assert_eq!(
+            err,
+            "relay is down (panicked: tried to clone a span that already closed; 1 restarts)"
         );
-        // 1 s backoff, then the second run panics; then 2 s.
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(tasks.check().unwrap_err().contains("panicked: second; 2 restarts"));
-        tokio::time::sleep(Duration::from_millis(1_950)).await;
-        assert!(tasks.check().is_err(), "still in its 2 s backoff");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 3);
-        assert_eq!(tasks.check(), Ok(()));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "not restarted before its backoff");
+        until("the second failure", || {
+            tasks.check().is_err_and(|e| e.contains("panicked: second; 2 restarts"))
+        })
+        .await;
+        until("the third run, which lives", || {
+            runs.load(Ordering::SeqCst) == 3 && tasks.check().is_ok()
+        })
+        .await;
+        let state = &tasks.states()[0];
+        assert_eq!((state.0, state.1.restarts, state.1.running), ("relay", 2, true));
         let text = metrics.encode();
         assert!(
             text.contains("alexandrite_task_restarts_total{task=\"relay\"} 2"),
@@ -192,20 +212,25 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_task_that_returns_is_restarted_and_dropping_the_handle_stops_it() {
-        let tasks = Tasks::new(Metrics::new());
+        let tasks = Tasks::with_backoff(
+            Metrics::new(),
+            Duration::from_millis(20),
+            Duration::from_millis(20),
+        );
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         let task = tasks.spawn("sweep", move || {
             r.fetch_add(1, Ordering::SeqCst);
             async {}
         });
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        until("restarted twice", || runs.load(Ordering::SeqCst) >= 3).await;
         assert_eq!(tasks.states()[0].1.last_failure.as_deref(), Some("returned"));
         drop(task);
-        tokio::time::sleep(Duration::from_secs(120)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 2, "no run after the handle is dropped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let after_drop = runs.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), after_drop, "no run after the handle is dropped");
     }
 }
