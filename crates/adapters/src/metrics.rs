@@ -585,7 +585,10 @@ impl Metrics {
 
     /// Objects of expired, unused direct uploads removed by one sweep.
     pub fn uploads_removed(&self, n: usize) {
-        self.0.uploads_removed.get_or_create(&vec![]).inc_by(n as u64);
+        self.0
+            .uploads_removed
+            .get_or_create(&vec![])
+            .inc_by(n as u64);
     }
 
     // --- reconciliation and SLA ---

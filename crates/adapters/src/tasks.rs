@@ -194,9 +194,15 @@ mod tests {
             err,
             "relay is down (panicked: tried to clone a span that already closed; 1 restarts)"
         );
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "not restarted before its backoff");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "not restarted before its backoff"
+        );
         until("the second failure", || {
-            tasks.check().is_err_and(|e| e.contains("panicked: second; 2 restarts"))
+            tasks
+                .check()
+                .is_err_and(|e| e.contains("panicked: second; 2 restarts"))
         })
         .await;
         until("the third run, which lives", || {
@@ -204,7 +210,10 @@ mod tests {
         })
         .await;
         let state = &tasks.states()[0];
-        assert_eq!((state.0, state.1.restarts, state.1.running), ("relay", 2, true));
+        assert_eq!(
+            (state.0, state.1.restarts, state.1.running),
+            ("relay", 2, true)
+        );
         let text = metrics.encode();
         assert!(
             text.contains("alexandrite_task_restarts_total{task=\"relay\"} 2"),
@@ -226,11 +235,18 @@ mod tests {
             async {}
         });
         until("restarted twice", || runs.load(Ordering::SeqCst) >= 3).await;
-        assert_eq!(tasks.states()[0].1.last_failure.as_deref(), Some("returned"));
+        assert_eq!(
+            tasks.states()[0].1.last_failure.as_deref(),
+            Some("returned")
+        );
         drop(task);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let after_drop = runs.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), after_drop, "no run after the handle is dropped");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            after_drop,
+            "no run after the handle is dropped"
+        );
     }
 }

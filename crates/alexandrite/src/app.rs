@@ -397,7 +397,13 @@ impl Application {
                 let grace = std::time::Duration::from_secs(self.reconcile.grace_seconds);
                 let metrics = self.metrics.clone();
                 running.push(self.tasks.spawn("reconciliation", move || {
-                    crate::reconcile::periodically(c.clone(), m.clone(), every, grace, metrics.clone())
+                    crate::reconcile::periodically(
+                        c.clone(),
+                        m.clone(),
+                        every,
+                        grace,
+                        metrics.clone(),
+                    )
                 }));
             }
         }

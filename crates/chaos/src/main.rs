@@ -165,6 +165,26 @@ impl Deployment {
         Ok(())
     }
 
+    /// Restarts every role whose process has exited by itself, as a service
+    /// manager (systemd's `Restart=always`) would: a role exits when, say, its
+    /// database is still recovering when it starts. Returns the names restarted.
+    fn keep(&self) -> Vec<&'static str> {
+        let exited: Vec<&'static str> = {
+            let mut children = self.children.lock().unwrap();
+            children
+                .iter_mut()
+                .filter_map(|(name, c)| matches!(c.try_wait(), Ok(Some(_))).then_some(*name))
+                .collect()
+        };
+        for name in &exited {
+            self.children.lock().unwrap().remove(name);
+            if let Err(e) = self.start(name) {
+                eprintln!("chaos: restarting {name} failed: {e:#}");
+            }
+        }
+        exited
+    }
+
     /// SIGKILL: nothing graceful happens.
     fn kill9(&self, name: &'static str) {
         if let Some(mut c) = self.children.lock().unwrap().remove(name) {
@@ -635,12 +655,13 @@ async fn main() -> anyhow::Result<()> {
     let workload_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let injector = {
         let redis = redis.clone();
-        let (dep, poison_ids, done, amqp, pgv) = (
+        let (dep, poison_ids, done, amqp, pgv, pg) = (
             dep.clone(),
             poison_ids.clone(),
             workload_done.clone(),
             format!("{}/{vhost}", args.amqp),
             args.pg_version.clone(),
+            args.postgres.clone(),
         );
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         // Its own thread and runtime: faults keep coming however busy the workload is.
@@ -666,7 +687,15 @@ async fn main() -> anyhow::Result<()> {
                             dep.ready(name, Duration::from_secs(60)).await
                         }
                         Fault::RestartRabbit => sh("rabbitmqctl stop_app >/dev/null && sleep 1 && rabbitmqctl start_app >/dev/null"),
-                        Fault::RestartPostgres => sh(&format!("pg_ctlcluster --skip-systemctl-redirect {pgv} main restart -m immediate")),
+                        // A checkpoint first keeps crash recovery short (the tests before
+                        // may have left minutes of WAL: replaying it took 5 minutes on a
+                        // loaded machine), and pg_ctl may wait up to 5 minutes for it.
+                        // Our processes still lose every connection and every
+                        // uncommitted transaction, as in a crash.
+                        Fault::RestartPostgres => sh(&format!(
+                            "psql -q '{pg}/postgres' -c CHECKPOINT >/dev/null 2>&1; \
+                             pg_ctlcluster --skip-systemctl-redirect {pgv} main restart -m immediate -- -t 300"
+                        )),
                         Fault::RestartRedis => {
                             redis.kill();
                             tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
@@ -695,6 +724,24 @@ async fn main() -> anyhow::Result<()> {
             let _ = done;
             counts
         })
+        })
+    };
+
+    // The service manager: roles that exit by themselves are started again.
+    let kept = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let keeper = {
+        let (dep, kept) = (dep.clone(), kept.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let dep = dep.clone();
+                if let Ok(names) = tokio::task::spawn_blocking(move || dep.keep()).await {
+                    for n in &names {
+                        println!("chaos: {n} exited by itself; started again");
+                    }
+                    kept.lock().unwrap().extend(names);
+                }
+            }
         })
     };
 
@@ -809,6 +856,8 @@ async fn main() -> anyhow::Result<()> {
         .map(|d| d.len())
         .unwrap_or(usize::MAX);
 
+    keeper.abort();
+    let kept = kept.lock().unwrap().clone();
     // A panic anywhere is a bug even when a supervisor restarted the task
     // (the stall of an earlier 5,000-order run was one).
     let panics = panics_in_logs(&dir);
@@ -838,6 +887,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "chaos: reconciliation checked={} differences={differences}",
         rec["checked"]
+    );
+    println!(
+        "chaos: processes that exited by themselves and were started again={} {kept:?}",
+        kept.len()
     );
     println!("chaos: panics in the processes' logs={}", panics.len());
     for p in panics.iter().take(5) {

@@ -251,7 +251,9 @@ pub async fn sweep_forever(
         tokio::time::sleep(every).await;
         match sweep_expired(&state, grace).await {
             Ok(n) => metrics.uploads_removed(n),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep of expired uploads failed; will retry"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "sweep of expired uploads failed; will retry")
+            }
         }
     }
 }

@@ -363,7 +363,10 @@ async fn expired_unused_uploads_are_removed_and_used_ones_kept() {
     let (_, unused) = ask_upload(&app, &key, bytes.len(), RING).await;
     let unused_url = unused["url"].as_str().unwrap();
     assert_eq!(put(unused_url, bytes.clone()).await, StatusCode::OK);
-    assert!(store.head(&object_key(unused_url)).await.is_ok(), "uploaded");
+    assert!(
+        store.head(&object_key(unused_url)).await.is_ok(),
+        "uploaded"
+    );
 
     // Expired (3 s) and swept (every second): the unused object goes.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -378,15 +381,33 @@ async fn expired_unused_uploads_are_removed_and_used_ones_kept() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The order's model stays, and the order is priced from it.
-    assert!(store.head(&object_key(used_url)).await.is_ok(), "the used upload's object was kept");
+    assert!(
+        store.head(&object_key(used_url)).await.is_ok(),
+        "the used upload's object was kept"
+    );
     app.wait_status(&key, &order, "AWAITING_CONFIRMATION").await;
     // Naming the swept upload is refused as expired, and makes no order.
     let (s, e, _) = name_upload(&app, &key, unused["upload_id"].as_str().unwrap(), None).await;
-    assert_eq!((s, code(&e)), (StatusCode::UNPROCESSABLE_ENTITY, "upload_expired"), "{e}");
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "upload_expired"),
+        "{e}"
+    );
     assert_eq!(order_count(&app, &key).await, 1);
     // Counted, and the sweep runs as a supervised task.
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("alexandrite_uploads_removed_total 1\n"), "{metrics}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("alexandrite_uploads_removed_total 1\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("alexandrite_task_restarts_total{task=\"mes_upload_sweep\"} 0\n"),
         "{metrics}"
