@@ -18,9 +18,10 @@
 //! edges does not shatter into thousands of "shells" as it does in tools that
 //! simply cut every non-manifold edge.
 
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 
+use crate::mem;
 use crate::mesh::Mesh;
 use crate::{Analysis, Format, MetalRule, Shell, ShellKind, Warning};
 
@@ -64,6 +65,22 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 #[inline]
 fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
+}
+
+/// Runs `a` and `b`, in parallel when `two` (`b` on a second thread).
+fn both<A: Send, B: Send>(
+    two: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if !two {
+        return (a(), b());
+    }
+    std::thread::scope(|sc| {
+        let second = sc.spawn(b);
+        let first = a();
+        (first, second.join().expect("analysis thread"))
+    })
 }
 
 /// A union-find over faces that several threads may join at once. Links go
@@ -162,35 +179,62 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     );
     let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
 
-    // One pass over the triangles marks the vertices they use (for the
-    // bounding box) and counts the edges of each bucket (below).
-    let mut used = vec![false; nv];
-    let mut start = vec![0u32; nv + 1];
-    for t in tris {
-        for &i in t {
-            used[i as usize] = true;
-        }
-        if !collapsed(t) {
-            for k in 0..3 {
-                let (a, b) = (t[k], t[(k + 1) % 3]);
-                start[a.min(b) as usize] += 1;
-            }
-        }
-    }
+    // Large models run the passes below in two lanes (threads). Each lane's
+    // share depends only on the model, never on the machine, and the lanes'
+    // results are combined in lane order, so the answer is the same bits.
+    let two = nf >= PARALLEL_MIN_TRIANGLES;
+    let fmid = if two { nf / 2 } else { nf };
 
-    // Bounding box over the vertices triangles use.
-    let mut bmin = [f64::INFINITY; 3];
-    let mut bmax = [f64::NEG_INFINITY; 3];
-    let mut vertices = 0u64;
-    for (q, &u) in p.iter().zip(&used) {
-        if u {
-            vertices += 1;
-            for k in 0..3 {
-                bmin[k] = bmin[k].min(q[k]);
-                bmax[k] = bmax[k].max(q[k]);
+    // One pass over the triangles marks the vertices they use (for the
+    // bounding box) and counts the edges of each bucket (below): the first
+    // half of the faces into `start`, the second into `cur`.
+    let used: Vec<AtomicBool> = mem::zeroed(nv);
+    let mut start: Vec<u32> = mem::zeroed(nv + 1);
+    let mut cur: Vec<u32> = if two { mem::zeroed(nv + 1) } else { Vec::new() };
+    let count = |faces: &[[u32; 3]], counts: &mut [u32]| {
+        for t in faces {
+            for &i in t {
+                used[i as usize].store(true, Relaxed);
+            }
+            if !collapsed(t) {
+                for k in 0..3 {
+                    let (a, b) = (t[k], t[(k + 1) % 3]);
+                    counts[a.min(b) as usize] += 1;
+                }
             }
         }
+    };
+    both(
+        two,
+        || count(&tris[..fmid], &mut start),
+        || count(&tris[fmid..], &mut cur),
+    );
+
+    // Bounding box over the vertices triangles use (min and max are exact,
+    // so the halves combine to the same bits).
+    let bbox = |r: std::ops::Range<usize>| {
+        let mut bmin = [f64::INFINITY; 3];
+        let mut bmax = [f64::NEG_INFINITY; 3];
+        let mut vertices = 0u64;
+        for (q, u) in p[r.clone()].iter().zip(&used[r]) {
+            if u.load(Relaxed) {
+                vertices += 1;
+                for k in 0..3 {
+                    bmin[k] = bmin[k].min(q[k]);
+                    bmax[k] = bmax[k].max(q[k]);
+                }
+            }
+        }
+        (bmin, bmax, vertices)
+    };
+    let vmid = if two { nv / 2 } else { nv };
+    let ((mut bmin, mut bmax, v1), (min2, max2, v2)) =
+        both(two, || bbox(0..vmid), || bbox(vmid..nv));
+    for k in 0..3 {
+        bmin[k] = bmin[k].min(min2[k]);
+        bmax[k] = bmax[k].max(max2[k]);
     }
+    let vertices = v1 + v2;
     drop(used);
     if vertices == 0 {
         bmin = [0.0; 3];
@@ -206,26 +250,47 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // 3 * face + k, standing for the edge from corner k to corner k + 1 of the
     // face (4 bytes: the upper vertex and the direction are read back from
     // the triangle). Buckets are filled back to front, so `start` ends up
-    // holding each bucket's first entry without a second offsets array.
+    // holding each bucket's first entry without a second offsets array. With
+    // two lanes, a bucket holds the first half's entries, then the second's
+    // (`cur` is the second lane's cursor), each filled back to front: the
+    // same order, ascending corner ids, as in one lane.
     let mut total = 0u32;
-    for s in start.iter_mut() {
-        total += *s;
-        *s = total;
-    }
-    let mut entries = vec![0u32; total as usize];
-    for (f, t) in tris.iter().enumerate().rev() {
-        if collapsed(t) {
-            continue;
+    if two {
+        for (a, b) in start.iter_mut().zip(cur.iter_mut()) {
+            total += *a + *b;
+            *a = total - *b;
+            *b = total;
         }
-        for k in (0..3).rev() {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            let slot = &mut start[a.min(b) as usize];
-            *slot -= 1;
-            entries[*slot as usize] = (3 * f + k) as u32;
+    } else {
+        for s in start.iter_mut() {
+            total += *s;
+            *s = total;
         }
     }
+    // Atomics only so that both lanes may write (each its own slots).
+    let entries: Vec<AtomicU32> = mem::zeroed(total as usize);
+    let fill = |first: usize, faces: &[[u32; 3]], cursor: &mut [u32]| {
+        for (i, t) in faces.iter().enumerate().rev() {
+            if collapsed(t) {
+                continue;
+            }
+            for k in (0..3).rev() {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                let slot = &mut cursor[a.min(b) as usize];
+                *slot -= 1;
+                entries[*slot as usize].store((3 * (first + i) + k) as u32, Relaxed);
+            }
+        }
+    };
+    both(
+        two,
+        || fill(0, &tris[..fmid], &mut start),
+        || fill(fmid, &tris[fmid..], &mut cur),
+    );
+    drop(cur);
     // The upper vertex and direction of an entry's edge, as (hi, face << 1 | backwards).
-    let edge = |e: u32| {
+    let edge = |e: &AtomicU32| {
+        let e = e.load(Relaxed);
         let (f, k) = ((e / 3) as usize, (e % 3) as usize);
         let (a, b) = (tris[f][k], tris[f][(k + 1) % 3]);
         if a < b {
@@ -239,7 +304,13 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // each) when the model is large. The union-find is shared: links always
     // go from the larger root to the smaller, so its final partition and
     // roots do not depend on the order the lanes run in.
-    let parent: Vec<AtomicU32> = (0..nf as u32).map(AtomicU32::new).collect();
+    let parent: Vec<AtomicU32> = mem::zeroed(nf);
+    let init = |r: std::ops::Range<usize>| {
+        for f in r {
+            parent[f].store(f as u32, Relaxed);
+        }
+    };
+    both(two, || init(0..fmid), || init(fmid..nf));
     let uf = UnionFind { parent: &parent };
     let edge_lane = |range: std::ops::Range<usize>| {
         let mut out = Edges::default();
@@ -250,7 +321,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
             bucket.extend(
                 entries[start[lo] as usize..start[lo + 1] as usize]
                     .iter()
-                    .map(|&e| edge(e)),
+                    .map(edge),
             );
             if bucket.len() > 1 {
                 // Stable, so equal edges keep file order (as before).

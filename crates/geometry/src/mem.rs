@@ -7,12 +7,15 @@ use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 ///
 /// # Safety
 /// Implementors must be valid when every byte is zero.
-pub(crate) unsafe trait Zeroable: Copy {}
+pub(crate) unsafe trait Zeroable {}
 
 // SAFETY: integers, floats and arrays of them are valid as zero bytes.
 unsafe impl Zeroable for u32 {}
 unsafe impl Zeroable for [u32; 3] {}
 unsafe impl Zeroable for [f64; 3] {}
+// SAFETY: atomics have the layout of their plain type.
+unsafe impl Zeroable for std::sync::atomic::AtomicBool {}
+unsafe impl Zeroable for std::sync::atomic::AtomicU32 {}
 
 /// Buffers from this size on ask for huge pages (2 MiB each on x86-64).
 const HUGE_MIN: usize = 4 << 20;
