@@ -155,6 +155,10 @@ fn run<T: Send, F: FnOnce() -> T + Send>(threads: usize, jobs: Vec<F>) -> Vec<T>
 struct Table {
     slots: Vec<Slot>,
     shift: u32,
+    /// A Bloom filter of the codes held (two bits per vertex in one 64-bit
+    /// word, four bits per slot): later ranges look most of their vertices
+    /// up here, in cache, instead of in the table.
+    filter: Vec<u64>,
 }
 
 impl Table {
@@ -163,7 +167,26 @@ impl Table {
         Table {
             slots: mem::zeroed(cap),
             shift: 64 - cap.trailing_zeros(),
+            filter: vec![0; cap / 16],
         }
+    }
+    /// The filter's word and bits for hash `h` (bits the table's home and
+    /// the recent cache do not use).
+    #[inline(always)]
+    fn filter_bits(&self, h: u64) -> (usize, u64) {
+        let word = h as usize & (self.filter.len() - 1);
+        (word, 1 << ((h >> 40) & 63) | 1 << ((h >> 46) & 63))
+    }
+    #[inline(always)]
+    fn mark(&mut self, h: u64) {
+        let (w, b) = self.filter_bits(h);
+        self.filter[w] |= b;
+    }
+    /// False when the table surely does not hold hash `h`.
+    #[inline(always)]
+    fn may_hold(&self, h: u64) -> bool {
+        let (w, b) = self.filter_bits(h);
+        self.filter[w] & b == b
     }
     #[inline(always)]
     fn home(&self, h: u64) -> usize {
@@ -286,6 +309,7 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
                         code: k,
                         id: local + 1,
                     };
+                    t.mark(h);
                     first.push((lo * 3 + i) as u32);
                     if first.len() * 2 > t.slots.len() {
                         t = grow(&t, recs, &first);
@@ -314,7 +338,9 @@ fn grow(t: &Table, recs: &[u8], first: &[u32]) -> Table {
     let mask = g.slots.len() - 1;
     for (local, &c) in first.iter().enumerate() {
         let k = corner_bits(recs, c as usize).map(|b| code(b).0);
-        let mut s = g.home(hash(&k));
+        let h = hash(&k);
+        g.mark(h);
+        let mut s = g.home(h);
         while g.slots[s].id != EMPTY {
             s = (s + 1) & mask;
         }
@@ -343,7 +369,9 @@ fn look_up(recs: &[u8], first: &[u32], earlier: &[Table], r: u32, status: &mut [
             let k = corner_bits(recs, c as usize).map(|b| code(b).0);
             let h = hash(&k);
             for t in earlier {
-                t.prefetch(h);
+                if t.may_hold(h) {
+                    t.prefetch(h);
+                }
             }
             keys[j] = k;
             hashes[j] = h;
@@ -352,6 +380,7 @@ fn look_up(recs: &[u8], first: &[u32], earlier: &[Table], r: u32, status: &mut [
             let found = earlier
                 .iter()
                 .enumerate()
+                .filter(|(_, t)| t.may_hold(hashes[j]))
                 .find_map(|(q, t)| Some((q as u32) << LOCAL_BITS | t.find(hashes[j], &keys[j])?));
             *s = found.unwrap_or_else(|| {
                 fresh += 1;
