@@ -99,10 +99,16 @@ fn corner_bits(recs: &[u8], c: usize) -> [u32; 3] {
     ]
 }
 
-/// The position of corner `c`, as the serial builder stores it.
+/// The position of float32 bits, as the serial builder stores it.
+#[inline(always)]
+fn position(bits: [u32; 3]) -> [f64; 3] {
+    bits.map(|b| f64::from(f32::from_bits(b)))
+}
+
+/// The position of corner `c`.
 #[inline(always)]
 fn corner_position(recs: &[u8], c: usize) -> [f64; 3] {
-    corner_bits(recs, c).map(|b| f64::from(f32::from_bits(b)))
+    position(corner_bits(recs, c))
 }
 
 fn bad_corner(recs: &[u8], c: usize) -> GeometryError {
@@ -222,11 +228,13 @@ impl Table {
     }
 }
 
-/// One range's weld: its table and the first corner of each of its vertices,
-/// in local order (order of first use within the range).
+/// One range's weld: its table and the float32 bits of each of its vertices
+/// (its first corner's), in local order (order of first use within the
+/// range). Kept apart from the records so that the later passes read 12
+/// bytes per vertex in order, not the records again.
 struct Range {
     table: Table,
-    first: Vec<u32>,
+    first: Vec<[u32; 3]>,
 }
 
 /// Welds the triangles `lo..lo + out.len()`, writing each corner's local
@@ -236,7 +244,7 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
     // About one vertex per two triangles in a closed mesh; the table keeps at
     // most half its slots full and grows when a file has more.
     let mut t = Table::new(n + 16);
-    let mut first: Vec<u32> = Vec::with_capacity(t.slots.len() / 2);
+    let mut first: Vec<[u32; 3]> = Vec::with_capacity(t.slots.len() / 2);
     // Recently welded vertices, direct-mapped by hash: neighbouring triangles
     // share corners, so most corners are found here without a table probe.
     let mut recent: Vec<Slot> = mem::zeroed(RECENT);
@@ -310,9 +318,9 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
                         id: local + 1,
                     };
                     t.mark(h);
-                    first.push((lo * 3 + i) as u32);
+                    first.push(corner_bits(recs, lo * 3 + i));
                     if first.len() * 2 > t.slots.len() {
-                        t = grow(&t, recs, &first);
+                        t = grow(&t, &first);
                     }
                     break local;
                 }
@@ -333,11 +341,11 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
 }
 
 #[cold]
-fn grow(t: &Table, recs: &[u8], first: &[u32]) -> Table {
+fn grow(t: &Table, first: &[[u32; 3]]) -> Table {
     let mut g = Table::new(t.slots.len() * 2);
     let mask = g.slots.len() - 1;
-    for (local, &c) in first.iter().enumerate() {
-        let k = corner_bits(recs, c as usize).map(|b| code(b).0);
+    for (local, bits) in first.iter().enumerate() {
+        let k = bits.map(|b| code(b).0);
         let h = hash(&k);
         g.mark(h);
         let mut s = g.home(h);
@@ -352,12 +360,12 @@ fn grow(t: &Table, recs: &[u8], first: &[u32]) -> Table {
     g
 }
 
-/// Looks the vertices whose first corners are `first` (a piece of range `r`'s,
-/// in local order) up in the tables of the ranges before `r`, in range order.
+/// Looks the vertices whose bits are `first` (a piece of range `r`'s, in
+/// local order) up in the tables of the ranges before `r`, in range order.
 /// Writes `q << LOCAL_BITS | local` for a vertex of range q < r (the first
 /// range holding it, where it is new), `r << LOCAL_BITS` for a vertex new in
 /// range r (its rank comes later); returns how many are new.
-fn look_up(recs: &[u8], first: &[u32], earlier: &[Table], r: u32, status: &mut [u32]) -> u32 {
+fn look_up(first: &[[u32; 3]], earlier: &[Table], r: u32, status: &mut [u32]) -> u32 {
     const BATCH: usize = 32;
     let mut keys = [[0u32; 3]; BATCH];
     let mut hashes = [0u64; BATCH];
@@ -365,8 +373,8 @@ fn look_up(recs: &[u8], first: &[u32], earlier: &[Table], r: u32, status: &mut [
     for (cs, st) in first.chunks(BATCH).zip(status.chunks_mut(BATCH)) {
         // Hash the batch and prefetch every home slot first, so the probes'
         // cache misses overlap.
-        for (j, &c) in cs.iter().enumerate() {
-            let k = corner_bits(recs, c as usize).map(|b| code(b).0);
+        for (j, bits) in cs.iter().enumerate() {
+            let k = bits.map(|b| code(b).0);
             let h = hash(&k);
             for t in earlier {
                 if t.may_hold(h) {
@@ -434,11 +442,7 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
     }
     if ranges == 1 {
         // Local numbers are global ones.
-        let positions = welded[0]
-            .first
-            .iter()
-            .map(|&c| corner_position(recs, c as usize))
-            .collect();
+        let positions = welded[0].first.iter().map(|&b| position(b)).collect();
         return Ok(Mesh {
             positions,
             triangles: tris,
@@ -448,7 +452,7 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
     // 2. Every range after the first looks its vertices up in the earlier
     // ranges' tables, in pieces spread evenly over the threads (range 0 has
     // nothing to look up: all its vertices are new).
-    let (tables, firsts): (Vec<Table>, Vec<Vec<u32>>) =
+    let (tables, firsts): (Vec<Table>, Vec<Vec<[u32; 3]>>) =
         welded.into_iter().map(|w| (w.table, w.first)).unzip();
     let mut status: Vec<Vec<u32>> = firsts.iter().map(|f| vec![0; f.len()]).collect();
     let piece_len = |r: usize| firsts[r].len().div_ceil(ranges).max(1);
@@ -458,7 +462,7 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
             let len = piece_len(r);
             for (f, s) in firsts[r].chunks(len).zip(st.chunks_mut(len)) {
                 let earlier = &tables[..r];
-                jobs.push(move || look_up(recs, f, earlier, r as u32, s));
+                jobs.push(move || look_up(f, earlier, r as u32, s));
             }
         }
         run(ranges, jobs)
@@ -509,8 +513,8 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
             jobs.push(move || {
                 if r == 0 {
                     // Range 0's local numbers are global ones.
-                    for (p, &c) in pos.iter_mut().zip(&firsts[0]) {
-                        *p = corner_position(recs, c as usize);
+                    for (p, &b) in pos.iter_mut().zip(&firsts[0]) {
+                        *p = position(b);
                     }
                     return;
                 }
@@ -526,9 +530,9 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
                 let map: Vec<u32> = status[r]
                     .iter()
                     .zip(&firsts[r])
-                    .map(|(&s, &c)| {
+                    .map(|(&s, &b)| {
                         if (s >> LOCAL_BITS) as usize == r {
-                            pos[(s & LOCAL_MASK) as usize] = corner_position(recs, c as usize);
+                            pos[(s & LOCAL_MASK) as usize] = position(b);
                         }
                         global(s)
                     })
