@@ -108,6 +108,18 @@ impl UnionFind<'_> {
             x = gp;
         }
     }
+    /// The root of `x`, without writing (for a pass where each thread
+    /// writes only its own faces' slots).
+    #[inline]
+    fn root(&self, mut x: u32) -> u32 {
+        loop {
+            let px = self.parent[x as usize].load(Relaxed);
+            if px == x {
+                return x;
+            }
+            x = px;
+        }
+    }
     #[inline]
     fn union(&self, a: u32, b: u32) {
         loop {
@@ -168,6 +180,11 @@ impl Acc {
 
 /// Analyses a welded mesh.
 pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
+    analyze_in_lanes(mesh, format, mesh.triangles.len() >= PARALLEL_MIN_TRIANGLES)
+}
+
+/// [`analyze_mesh`], with the large-model passes in two lanes when `two`.
+fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
     let p = &mesh.positions;
     let tris = &mesh.triangles;
     let nv = p.len();
@@ -182,7 +199,6 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // Large models run the passes below in two lanes (threads). Each lane's
     // share depends only on the model, never on the machine, and the lanes'
     // results are combined in lane order, so the answer is the same bits.
-    let two = nf >= PARALLEL_MIN_TRIANGLES;
     let fmid = if two { nf / 2 } else { nf };
 
     // One pass over the triangles marks the vertices they use (for the
@@ -365,7 +381,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         }
         out
     };
-    let lanes: Vec<Edges> = if nf >= PARALLEL_MIN_TRIANGLES {
+    let lanes: Vec<Edges> = if two {
         let half = start[nv] / 2;
         let mid = start.partition_point(|&x| x < half).min(nv);
         std::thread::scope(|sc| {
@@ -388,40 +404,67 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     drop(entries);
     drop(start);
 
-    // Shell labels in order of each shell's first triangle, computed in place
-    // of the union-find parents: a root is the smallest face of its shell and
-    // every parent is smaller than its child, so one pass in face order sees
-    // each parent already resolved.
+    // Shell labels in order of each shell's first triangle: a root is the
+    // smallest face of its shell, so a shell's label is the number of roots
+    // before its root. First each lane writes its faces' roots into their own
+    // parent slots (finds only read the other slots, which hold an ancestor
+    // either way) and marks the roots in a bitmap of whole 64-face words;
+    // then, after the prefix counts of the bitmap, each face's label is its
+    // root's rank, written in place of the parents.
     const NONE: u32 = u32::MAX;
+    let wmid = if two {
+        nf.div_ceil(64) / 2 * 64
+    } else {
+        nf.div_ceil(64) * 64
+    };
+    let mut bitmap: Vec<u64> = vec![0; nf.div_ceil(64)];
+    let roots = |w0: usize, words: &mut [u64]| {
+        for (i, word) in words.iter_mut().enumerate() {
+            let f0 = (w0 + i) * 64;
+            for f in f0..(f0 + 64).min(nf) {
+                let r = uf.root(f as u32);
+                parent[f].store(r, Relaxed);
+                if r == f as u32 && !collapsed(&tris[f]) {
+                    *word |= 1 << (f - f0);
+                }
+            }
+        }
+    };
+    {
+        let (first, second) = bitmap.split_at_mut(wmid / 64);
+        both(two, || roots(0, first), || roots(wmid / 64, second));
+    }
+    let mut rank: Vec<u32> = Vec::with_capacity(bitmap.len());
+    let mut nshells = 0u32;
+    for w in &bitmap {
+        rank.push(nshells);
+        nshells += w.count_ones();
+    }
     // (In place: AtomicU32 has u32's layout, so this reuses the allocation.)
     let mut label: Vec<u32> = parent.into_iter().map(AtomicU32::into_inner).collect();
-    let mut nshells = 0u32;
-    for f in 0..nf {
-        if collapsed(&tris[f]) {
-            label[f] = NONE;
-            continue;
+    let assign = |f0: usize, labels: &mut [u32]| {
+        for (i, l) in labels.iter_mut().enumerate() {
+            let r = *l as usize;
+            *l = if collapsed(&tris[f0 + i]) {
+                NONE
+            } else {
+                rank[r / 64] + (bitmap[r / 64] & ((1u64 << (r % 64)) - 1)).count_ones()
+            };
         }
-        let r = label[f] as usize;
-        label[f] = if r == f {
-            nshells += 1;
-            nshells - 1
-        } else {
-            // r < f is already a label (its root's), or r is a root < f
-            // replaced by its label; either way label[r] is the shell of f.
-            label[r]
-        };
+    };
+    {
+        let (first, second) = label.split_at_mut(wmid.min(nf));
+        both(two, || assign(0, first), || assign(wmid.min(nf), second));
     }
+    drop(rank);
+    drop(bitmap);
     let ns = nshells as usize;
 
     // Volume, area, per-shell sums; degenerate triangles. In two lanes (the
     // halves of the triangles, in parallel) when the model is large and has
     // few shells; the grouping of the f64 sums depends only on the model, never
     // on the machine, so the same bytes always give the same bits.
-    let lanes = if nf >= PARALLEL_MIN_TRIANGLES && ns <= LANE_MAX_SHELLS {
-        2
-    } else {
-        1
-    };
+    let lanes = if two && ns <= LANE_MAX_SHELLS { 2 } else { 1 };
     let measure_range = |r: std::ops::Range<usize>| measure(p, tris, &label, centre, r, ns);
     let sums: Vec<Sums> = if lanes == 1 {
         vec![measure_range(0..nf)]
@@ -466,7 +509,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     for s in &mut acc {
         s.edges = (3 * s.triangles).div_ceil(2);
     }
-    count_shell_vertices(p, tris, &label, &mut acc);
+    count_shell_vertices(p, tris, &label, &mut acc, two && ns <= LANE_MAX_SHELLS);
 
     let kinds = classify(p, tris, &label, &acc);
 
@@ -714,11 +757,21 @@ fn pair_around_edge(
 }
 
 /// Distinct vertices per shell (a vertex shared by two shells counts in both).
-/// Each shell's box grows by its vertices as they are counted.
-fn count_shell_vertices(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &mut [Acc]) {
+/// Each shell's box grows by its vertices as they are counted. In two lanes
+/// (the halves of the triangles) when `two`: a vertex is claimed, atomically,
+/// by the first shell seen using it; other shells using it are listed and
+/// deduplicated at the end. So each (vertex, shell) pair counts once, and the
+/// counts and boxes (exact minima and maxima) do not depend on the order.
+fn count_shell_vertices(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    label: &[u32],
+    acc: &mut [Acc],
+    two: bool,
+) {
     const NONE: u32 = u32::MAX;
-    let mut first = vec![NONE; p.len()];
-    let mut extra: Vec<(u32, u32)> = Vec::new();
+    // The shell (plus one) that claimed each vertex; 0 = none yet.
+    let first: Vec<AtomicU32> = mem::zeroed(p.len());
     let add = |s: &mut Acc, q: &[f64; 3]| {
         s.vertices += 1;
         for k in 0..3 {
@@ -726,20 +779,53 @@ fn count_shell_vertices(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &
             s.max[k] = s.max[k].max(q[k]);
         }
     };
-    for (t, &l) in tris.iter().zip(label) {
-        if l == NONE {
-            continue;
-        }
-        for &v in t {
-            let s = &mut first[v as usize];
-            if *s == NONE {
-                *s = l;
-                add(&mut acc[l as usize], &p[v as usize]);
-            } else if *s != l {
-                extra.push((v, l));
+    let lane = |r: std::ops::Range<usize>, part: &mut [Acc]| {
+        let mut extra: Vec<(u32, u32)> = Vec::new();
+        for (t, &l) in tris[r.clone()].iter().zip(&label[r]) {
+            if l == NONE {
+                continue;
+            }
+            for &v in t {
+                let s = &first[v as usize];
+                let mut owner = s.load(Relaxed);
+                if owner == 0 {
+                    match s.compare_exchange(0, l + 1, Relaxed, Relaxed) {
+                        Ok(_) => {
+                            add(&mut part[l as usize], &p[v as usize]);
+                            continue;
+                        }
+                        Err(o) => owner = o,
+                    }
+                }
+                if owner != l + 1 {
+                    extra.push((v, l));
+                }
             }
         }
-    }
+        extra
+    };
+    let nf = tris.len();
+    let mut extra = if two {
+        // The second lane counts into its own sums (few shells: `two` is
+        // only asked for up to LANE_MAX_SHELLS), added after.
+        let mut part = vec![Acc::new(); acc.len()];
+        let (mut extra, more) = both(
+            true,
+            || lane(0..nf / 2, acc),
+            || lane(nf / 2..nf, &mut part),
+        );
+        for (s, q) in acc.iter_mut().zip(part) {
+            s.vertices += q.vertices;
+            for k in 0..3 {
+                s.min[k] = s.min[k].min(q.min[k]);
+                s.max[k] = s.max[k].max(q.max[k]);
+            }
+        }
+        extra.extend(more);
+        extra
+    } else {
+        lane(0..nf, acc)
+    };
     extra.sort_unstable();
     extra.dedup();
     for (v, l) in extra {
@@ -1037,4 +1123,78 @@ fn star_shaped_with_facets(
         }
     }
     normals.len() >= MIN_STONE_FACETS
+}
+
+#[cfg(test)]
+mod lanes {
+    use super::*;
+
+    /// Closed, open, touching and doubled tetrahedra, and collapsed
+    /// triangles: every path of the edge and shell passes.
+    fn tetrahedra(count: usize) -> Mesh {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut m = Mesh::default();
+        for i in 0..count {
+            let o = [0, 1, 2].map(|_| (rnd() % 200) as f64 * 0.5);
+            let b = m.positions.len() as u32;
+            m.positions.extend([
+                o,
+                [o[0] + 1.0, o[1], o[2]],
+                [o[0], o[1] + 1.0, o[2]],
+                [o[0], o[1], o[2] + 1.0],
+            ]);
+            // Every 7th shares a vertex with the one before (touching shells).
+            let v0 = if i % 7 == 3 { b - 1 } else { b };
+            let faces = [
+                [v0, b + 2, b + 1],
+                [v0, b + 1, b + 3],
+                [v0, b + 3, b + 2],
+                [b + 1, b + 2, b + 3],
+            ];
+            let keep = if i % 5 == 1 { 3 } else { 4 };
+            m.triangles.extend(&faces[..keep]);
+            if i % 11 == 2 {
+                m.triangles.push([b, b, b + 1]);
+            }
+            if i % 13 == 4 {
+                // A doubled face: three non-manifold edges.
+                m.triangles.push(faces[3]);
+            }
+        }
+        m
+    }
+
+    /// The lanes give what one lane gives: the same shells, labels, edges,
+    /// counts, boxes and kinds; the sums equal up to their grouping.
+    #[test]
+    fn two_lanes_as_one() {
+        let m = tetrahedra(3000);
+        let one = analyze_in_lanes(&m, Format::StlBinary, false);
+        let two = analyze_in_lanes(&m, Format::StlBinary, true);
+        assert!(one.shells > 2000 && one.shells as usize <= LANE_MAX_SHELLS);
+        assert!(one.nonmanifold_edges > 0 && one.boundary_edges > 0);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+        assert!(close(one.volume_mm3, two.volume_mm3));
+        assert!(close(one.area_mm2, two.area_mm2));
+        assert!(close(one.metal_volume_mm3, two.metal_volume_mm3));
+        assert_eq!(one.shell_details.len(), two.shell_details.len());
+        let strip = |mut a: Analysis| {
+            for s in &a.shell_details {
+                assert!(s.volume_mm3.is_finite() && s.area_mm2.is_finite());
+            }
+            for s in &mut a.shell_details {
+                s.volume_mm3 = (s.volume_mm3 * 1e9).round();
+                s.area_mm2 = (s.area_mm2 * 1e9).round();
+            }
+            (a.volume_mm3, a.area_mm2, a.metal_volume_mm3) = (0.0, 0.0, 0.0);
+            format!("{a:?}")
+        };
+        assert_eq!(strip(one), strip(two));
+    }
 }
