@@ -158,6 +158,20 @@ fn run<T: Send, F: FnOnce() -> T + Send>(threads: usize, jobs: Vec<F>) -> Vec<T>
     done.into_iter().map(|d| d.1).collect()
 }
 
+/// Asks the cache for the line holding `x` (a hint).
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (x as *const T).cast::<i8>(),
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 struct Table {
     slots: Vec<Slot>,
     shift: u32,
@@ -198,17 +212,12 @@ impl Table {
     fn home(&self, h: u64) -> usize {
         (h >> self.shift) as usize
     }
-    /// Asks the cache for the home slot of hash `h` ahead of its probe.
+    /// Asks the cache for the home slot and the filter word of hash `h`
+    /// ahead of their use.
     #[inline(always)]
     fn prefetch(&self, h: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let ptr = self.slots.as_ptr().wrapping_add(self.home(h)) as *const i8;
-            // SAFETY: a prefetch is a hint and never faults.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = h;
+        prefetch(&self.slots[self.home(h)]);
+        prefetch(&self.filter[self.filter_bits(h).0]);
     }
     /// The local number of the vertex with codes `k` (hash `h`), if present.
     #[inline(always)]
@@ -259,6 +268,8 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
         let mut bad = false;
         let mut misses = 0usize;
         let batch = &recs[(lo + tri) * 50..(lo + tri + m) * 50];
+        // First code and hash every corner of the batch, asking for its
+        // recent-cache entry ahead, so those loads overlap.
         for (ti, rec) in batch.chunks_exact(50).enumerate() {
             // The three corners as one fixed-size array: plain loads, no
             // per-byte bounds checks.
@@ -279,17 +290,26 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
                 bad |= !(ox & oy & oz);
                 let k = [x, y, z];
                 let h = hash(&k);
-                let r = recent[(h >> 16) as usize & (RECENT - 1)];
-                if r.id != EMPTY && r.code == k {
-                    out[tri * 3 + i] = r.id - 1;
-                    continue;
-                }
-                codes[misses] = k;
-                hashes[misses] = h;
-                todo[misses] = i as u8;
-                misses += 1;
-                t.prefetch(h);
+                prefetch(&recent[(h >> 16) as usize & (RECENT - 1)]);
+                codes[i] = k;
+                hashes[i] = h;
             }
+        }
+        // Then the recent cache; the misses are compacted in place (their
+        // count never passes the corner's index) and their table slot and
+        // filter word asked for.
+        for i in 0..m * 3 {
+            let (k, h) = (codes[i], hashes[i]);
+            let r = recent[(h >> 16) as usize & (RECENT - 1)];
+            if r.id != EMPTY && r.code == k {
+                out[tri * 3 + i] = r.id - 1;
+                continue;
+            }
+            codes[misses] = k;
+            hashes[misses] = h;
+            todo[misses] = i as u8;
+            misses += 1;
+            t.prefetch(h);
         }
         if bad {
             let c = (0..m * 3)
