@@ -517,26 +517,24 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
     }
     let nv = offsets[ranges] as usize;
 
-    // 3. Each range writes its new vertices' positions and turns its corners'
-    // local numbers into global ones.
+    // 3. Each range writes its new vertices' positions and maps its local
+    // numbers to global ones; then the corners of the ranges after the first
+    // are rewritten, in equal pieces over the threads.
     let mut positions: Vec<[f64; 3]> = mem::zeroed(nv);
-    {
+    let maps: Vec<Vec<u32>> = {
         let (status, firsts, offsets) = (&status, &firsts, &offsets);
         let mut jobs = Vec::with_capacity(ranges);
         let mut pos_rest = positions.as_mut_slice();
-        let mut tri_rest = tris.as_mut_slice();
         for r in 0..ranges {
             let (pos, tail) = pos_rest.split_at_mut((offsets[r + 1] - offsets[r]) as usize);
             pos_rest = tail;
-            let (tri, tail) = tri_rest.split_at_mut(bounds[r + 1] - bounds[r]);
-            tri_rest = tail;
             jobs.push(move || {
                 if r == 0 {
                     // Range 0's local numbers are global ones.
                     for (p, &b) in pos.iter_mut().zip(&firsts[0]) {
                         *p = position(b);
                     }
-                    return;
+                    return Vec::new();
                 }
                 let global = |s: u32| {
                     let (q, local) = ((s >> LOCAL_BITS) as usize, s & LOCAL_MASK);
@@ -547,7 +545,7 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
                         _ => offsets[r] + local,
                     }
                 };
-                let map: Vec<u32> = status[r]
+                status[r]
                     .iter()
                     .zip(&firsts[r])
                     .map(|(&s, &b)| {
@@ -556,11 +554,25 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
                         }
                         global(s)
                     })
-                    .collect();
-                for v in tri.as_flattened_mut() {
-                    *v = map[*v as usize];
-                }
+                    .collect()
             });
+        }
+        run(ranges, jobs)
+    };
+    {
+        let mut jobs = Vec::new();
+        let (_, mut rest) = tris.split_at_mut(bounds[1]);
+        for r in 1..ranges {
+            let (tri, tail) = rest.split_at_mut(bounds[r + 1] - bounds[r]);
+            rest = tail;
+            let map = &maps[r];
+            for piece in tri.chunks_mut((bounds[r + 1] - bounds[r]).div_ceil(ranges).max(1)) {
+                jobs.push(move || {
+                    for v in piece.as_flattened_mut() {
+                        *v = map[*v as usize];
+                    }
+                });
+            }
         }
         run(ranges, jobs);
     }
