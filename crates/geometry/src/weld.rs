@@ -33,6 +33,8 @@ const SMALL_BIAS: i64 = 1 << 25;
 /// A slot's `id` is its local vertex number plus one; 0 is an empty slot, so a
 /// fresh table is zeroed memory (no fill pass, and pages come on first use).
 const EMPTY: u32 = 0;
+/// A recent-cache entry for a miss of the current batch, not numbered yet.
+const PENDING: u32 = 1 << 31;
 /// The status of a vertex carries a range number in its top bits.
 const RANGE_BITS: u32 = 2;
 /// At most this many ranges (threads).
@@ -262,6 +264,11 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
     let mut codes = [[0u32; 3]; BATCH * 3];
     let mut hashes = [0u64; BATCH * 3];
     let mut todo = [0u8; BATCH * 3];
+    // For a miss that repeats an earlier miss of the batch, that miss's index
+    // (else NEW); and each miss's vertex once numbered.
+    const NEW: u8 = u8::MAX;
+    let mut same = [NEW; BATCH * 3];
+    let mut locals = [0u32; BATCH * 3];
     let mut tri = 0usize;
     while tri < n {
         let m = BATCH.min(n - tri);
@@ -297,17 +304,31 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
         }
         // Then the recent cache; the misses are compacted in place (their
         // count never passes the corner's index) and their table slot and
-        // filter word asked for.
+        // filter word asked for. A miss enters the cache at once as pending
+        // (PENDING | its index), so the next corners of the batch that repeat
+        // it (a new vertex is used by two or three neighbouring triangles)
+        // take its number later instead of probing the table again.
         for i in 0..m * 3 {
             let (k, h) = (codes[i], hashes[i]);
-            let r = recent[(h >> 16) as usize & (RECENT - 1)];
+            let slot = (h >> 16) as usize & (RECENT - 1);
+            let r = recent[slot];
+            todo[misses] = i as u8;
             if r.id != EMPTY && r.code == k {
-                out[tri * 3 + i] = r.id - 1;
+                if r.id & PENDING == 0 {
+                    out[tri * 3 + i] = r.id - 1;
+                    continue;
+                }
+                same[misses] = (r.id & !PENDING) as u8;
+                misses += 1;
                 continue;
             }
             codes[misses] = k;
             hashes[misses] = h;
-            todo[misses] = i as u8;
+            same[misses] = NEW;
+            recent[slot] = Slot {
+                code: k,
+                id: PENDING | misses as u32,
+            };
             misses += 1;
             t.prefetch(h);
         }
@@ -325,8 +346,13 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
         // Misses in corner order, so new vertices are numbered in order of
         // first use (a recent-cache hit is never a new vertex).
         for j in 0..misses {
-            let (h, k) = (hashes[j], codes[j]);
             let i = tri * 3 + todo[j] as usize;
+            if same[j] != NEW {
+                locals[j] = locals[same[j] as usize];
+                out[i] = locals[j];
+                continue;
+            }
+            let (h, k) = (hashes[j], codes[j]);
             let mask = t.slots.len() - 1;
             let mut s = t.home(h);
             let local = loop {
@@ -349,10 +375,13 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
                 }
                 s = (s + 1) & mask;
             };
+            // Replaces the pending entry (every pending entry is some miss's
+            // slot, rewritten here in the same order, so none is left).
             recent[(h >> 16) as usize & (RECENT - 1)] = Slot {
                 code: k,
                 id: local + 1,
             };
+            locals[j] = local;
             out[i] = local;
         }
         tri += m;
