@@ -243,24 +243,6 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
         }
         (bmin, bmax, vertices)
     };
-    let vmid = if two { nv / 2 } else { nv };
-    let ((mut bmin, mut bmax, v1), (min2, max2, v2)) =
-        both(two, || bbox(0..vmid), || bbox(vmid..nv));
-    for k in 0..3 {
-        bmin[k] = bmin[k].min(min2[k]);
-        bmax[k] = bmax[k].max(max2[k]);
-    }
-    let vertices = v1 + v2;
-    drop(used);
-    if vertices == 0 {
-        bmin = [0.0; 3];
-        bmax = [0.0; 3];
-    }
-    let centre = [
-        0.5 * (bmin[0] + bmax[0]),
-        0.5 * (bmin[1] + bmax[1]),
-        0.5 * (bmin[2] + bmax[2]),
-    ];
 
     // Edge buckets keyed by the lower vertex. An entry is a corner id
     // 3 * face + k, standing for the edge from corner k to corner k + 1 of the
@@ -298,12 +280,37 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
             }
         }
     };
-    both(
+    // Each lane fills its buckets and takes half of the bounding box (one
+    // pass, one wait for the other lane).
+    let vmid = if two { nv / 2 } else { nv };
+    let ((mut bmin, mut bmax, v1), (min2, max2, v2)) = both(
         two,
-        || fill(0, &tris[..fmid], &mut start),
-        || fill(fmid, &tris[fmid..], &mut cur),
+        || {
+            fill(0, &tris[..fmid], &mut start);
+            bbox(0..vmid)
+        },
+        || {
+            fill(fmid, &tris[fmid..], &mut cur);
+            bbox(vmid..nv)
+        },
     );
     drop(cur);
+    for k in 0..3 {
+        bmin[k] = bmin[k].min(min2[k]);
+        bmax[k] = bmax[k].max(max2[k]);
+    }
+    let vertices = v1 + v2;
+    drop(used);
+    if vertices == 0 {
+        bmin = [0.0; 3];
+        bmax = [0.0; 3];
+    }
+    let centre = [
+        0.5 * (bmin[0] + bmax[0]),
+        0.5 * (bmin[1] + bmax[1]),
+        0.5 * (bmin[2] + bmax[2]),
+    ];
+
     // The upper vertex and direction of an entry's edge, as (hi, face << 1 | backwards).
     let edge = |e: &AtomicU32| {
         let e = e.load(Relaxed);
@@ -464,23 +471,29 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
     // halves of the triangles, in parallel) when the model is large and has
     // few shells; the grouping of the f64 sums depends only on the model, never
     // on the machine, so the same bytes always give the same bits.
+    // The same lanes count each shell's vertices and grow its box (see
+    // `claim_vertices`).
     let lanes = if two && ns <= LANE_MAX_SHELLS { 2 } else { 1 };
-    let measure_range = |r: std::ops::Range<usize>| measure(p, tris, &label, centre, r, ns);
-    let sums: Vec<Sums> = if lanes == 1 {
-        vec![measure_range(0..nf)]
-    } else {
-        let mid = nf / 2;
-        std::thread::scope(|sc| {
-            let second = sc.spawn(|| measure_range(mid..nf));
-            let first = measure_range(0..mid);
-            vec![first, second.join().expect("measure thread")]
-        })
+    let claims: Vec<AtomicU32> = mem::zeroed(nv);
+    let measure_range = |r: std::ops::Range<usize>| {
+        let mut sums = measure(p, tris, &label, centre, r.clone(), ns);
+        let extra = claim_vertices(p, tris, &label, &claims, r, &mut sums.shells);
+        (sums, extra)
     };
+    let mid = if lanes == 2 { nf / 2 } else { nf };
+    // (One lane: no second set of per-shell sums, which may be many.)
+    let (first, second) = both(
+        lanes == 2,
+        || measure_range(0..mid),
+        || (lanes == 2).then(|| measure_range(mid..nf)),
+    );
+    drop(claims);
     let mut degenerate = 0u64;
     let mut volume = 0.0f64;
     let mut area = 0.0f64;
     let mut acc = vec![Acc::new(); ns];
-    for lane in sums {
+    let mut extra: Vec<(u32, u32)> = Vec::new();
+    for (lane, more) in std::iter::once(first).chain(second) {
         degenerate += lane.degenerate;
         volume += lane.volume;
         area += lane.area;
@@ -492,7 +505,19 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
             if l.largest_face.0 > s.largest_face.0 {
                 s.largest_face = l.largest_face;
             }
+            s.vertices += l.vertices;
+            for k in 0..3 {
+                s.min[k] = s.min[k].min(l.min[k]);
+                s.max[k] = s.max[k].max(l.max[k]);
+            }
         }
+        extra.extend(more);
+    }
+    // Vertices shared with another shell, counted once per shell.
+    extra.sort_unstable();
+    extra.dedup();
+    for (v, l) in extra {
+        add_vertex(&mut acc[l as usize], &p[v as usize]);
     }
     volume /= 6.0;
     area *= 0.5;
@@ -509,7 +534,6 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
     for s in &mut acc {
         s.edges = (3 * s.triangles).div_ceil(2);
     }
-    count_shell_vertices(p, tris, &label, &mut acc, two && ns <= LANE_MAX_SHELLS);
 
     let kinds = classify(p, tris, &label, &acc);
 
@@ -756,81 +780,55 @@ fn pair_around_edge(
     }
 }
 
-/// Distinct vertices per shell (a vertex shared by two shells counts in both).
-/// Each shell's box grows by its vertices as they are counted. In two lanes
-/// (the halves of the triangles) when `two`: a vertex is claimed, atomically,
-/// by the first shell seen using it; other shells using it are listed and
-/// deduplicated at the end. So each (vertex, shell) pair counts once, and the
-/// counts and boxes (exact minima and maxima) do not depend on the order.
-fn count_shell_vertices(
+/// Counts a vertex in a shell and grows the shell's box by it.
+fn add_vertex(s: &mut Acc, q: &[f64; 3]) {
+    s.vertices += 1;
+    for k in 0..3 {
+        s.min[k] = s.min[k].min(q[k]);
+        s.max[k] = s.max[k].max(q[k]);
+    }
+}
+
+/// Distinct vertices per shell (a vertex shared by two shells counts in
+/// both), for the faces in `range`: a vertex is claimed, atomically, by the
+/// first shell seen using it and counted there (in `part`, which also grows
+/// that shell's box); the (vertex, shell) pairs of the other shells using it
+/// are returned, to be deduplicated and counted once all lanes are done. So
+/// each pair counts once, and the counts and boxes (exact minima and maxima)
+/// do not depend on the lanes or their order.
+fn claim_vertices(
     p: &[[f64; 3]],
     tris: &[[u32; 3]],
     label: &[u32],
-    acc: &mut [Acc],
-    two: bool,
-) {
+    claims: &[AtomicU32],
+    range: std::ops::Range<usize>,
+    part: &mut [Acc],
+) -> Vec<(u32, u32)> {
     const NONE: u32 = u32::MAX;
-    // The shell (plus one) that claimed each vertex; 0 = none yet.
-    let first: Vec<AtomicU32> = mem::zeroed(p.len());
-    let add = |s: &mut Acc, q: &[f64; 3]| {
-        s.vertices += 1;
-        for k in 0..3 {
-            s.min[k] = s.min[k].min(q[k]);
-            s.max[k] = s.max[k].max(q[k]);
+    let mut extra: Vec<(u32, u32)> = Vec::new();
+    for (t, &l) in tris[range.clone()].iter().zip(&label[range]) {
+        if l == NONE {
+            continue;
         }
-    };
-    let lane = |r: std::ops::Range<usize>, part: &mut [Acc]| {
-        let mut extra: Vec<(u32, u32)> = Vec::new();
-        for (t, &l) in tris[r.clone()].iter().zip(&label[r]) {
-            if l == NONE {
-                continue;
-            }
-            for &v in t {
-                let s = &first[v as usize];
-                let mut owner = s.load(Relaxed);
-                if owner == 0 {
-                    match s.compare_exchange(0, l + 1, Relaxed, Relaxed) {
-                        Ok(_) => {
-                            add(&mut part[l as usize], &p[v as usize]);
-                            continue;
-                        }
-                        Err(o) => owner = o,
+        for &v in t {
+            // The shell (plus one) that claimed the vertex; 0 = none yet.
+            let c = &claims[v as usize];
+            let mut owner = c.load(Relaxed);
+            if owner == 0 {
+                match c.compare_exchange(0, l + 1, Relaxed, Relaxed) {
+                    Ok(_) => {
+                        add_vertex(&mut part[l as usize], &p[v as usize]);
+                        continue;
                     }
-                }
-                if owner != l + 1 {
-                    extra.push((v, l));
+                    Err(o) => owner = o,
                 }
             }
-        }
-        extra
-    };
-    let nf = tris.len();
-    let mut extra = if two {
-        // The second lane counts into its own sums (few shells: `two` is
-        // only asked for up to LANE_MAX_SHELLS), added after.
-        let mut part = vec![Acc::new(); acc.len()];
-        let (mut extra, more) = both(
-            true,
-            || lane(0..nf / 2, acc),
-            || lane(nf / 2..nf, &mut part),
-        );
-        for (s, q) in acc.iter_mut().zip(part) {
-            s.vertices += q.vertices;
-            for k in 0..3 {
-                s.min[k] = s.min[k].min(q.min[k]);
-                s.max[k] = s.max[k].max(q.max[k]);
+            if owner != l + 1 {
+                extra.push((v, l));
             }
         }
-        extra.extend(more);
-        extra
-    } else {
-        lane(0..nf, acc)
-    };
-    extra.sort_unstable();
-    extra.dedup();
-    for (v, l) in extra {
-        add(&mut acc[l as usize], &p[v as usize]);
     }
+    extra
 }
 
 /// Winding number of a closed set of triangles around a point
