@@ -507,8 +507,8 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
             }
             s.vertices += l.vertices;
             for k in 0..3 {
-                s.min[k] = s.min[k].min(l.min[k]);
-                s.max[k] = s.max[k].max(l.max[k]);
+                s.min[k] = lower(s.min[k], l.min[k]);
+                s.max[k] = upper(s.max[k], l.max[k]);
             }
         }
         extra.extend(more);
@@ -784,8 +784,31 @@ fn pair_around_edge(
 fn add_vertex(s: &mut Acc, q: &[f64; 3]) {
     s.vertices += 1;
     for k in 0..3 {
-        s.min[k] = s.min[k].min(q[k]);
-        s.max[k] = s.max[k].max(q[k]);
+        s.min[k] = lower(s.min[k], q[k]);
+        s.max[k] = upper(s.max[k], q[k]);
+    }
+}
+
+/// The smaller coordinate, -0 below +0: unlike `f64::min`, which leaves the
+/// sign of a tie between zeros to the compiler, the result does not depend on
+/// the order, so a shell's box is the same whichever lane claimed which of
+/// its vertices. (NaN is never taken, as with `f64::min`.)
+#[inline]
+fn lower(a: f64, b: f64) -> f64 {
+    if b < a || (b == a && b.is_sign_negative()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The larger coordinate, +0 above -0 (see [`lower`]).
+#[inline]
+fn upper(a: f64, b: f64) -> f64 {
+    if b > a || (b == a && b.is_sign_positive()) {
+        b
+    } else {
+        a
     }
 }
 
@@ -1194,5 +1217,19 @@ mod lanes {
             format!("{a:?}")
         };
         assert_eq!(strip(one), strip(two));
+    }
+
+    /// Shell boxes take -0 below +0 whatever the order of the vertices.
+    #[test]
+    fn box_bounds_do_not_depend_on_order() {
+        for (a, b) in [(0.0, -0.0), (-0.0, 0.0)] {
+            assert!(lower(a, b).is_sign_negative() && lower(a, b) == 0.0);
+            assert!(upper(a, b).is_sign_positive() && upper(a, b) == 0.0);
+        }
+        assert_eq!(lower(1.0, -2.0), -2.0);
+        assert_eq!(upper(1.0, -2.0), 1.0);
+        assert_eq!(lower(f64::INFINITY, 3.0), 3.0);
+        assert_eq!(lower(3.0, f64::NAN), 3.0);
+        assert_eq!(upper(3.0, f64::NAN), 3.0);
     }
 }
