@@ -253,8 +253,9 @@ struct Range {
 fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usize> {
     let n = out.len();
     // About one vertex per two triangles in a closed mesh; the table keeps at
-    // most half its slots full and grows when a file has more.
-    let mut t = Table::new(n + 16);
+    // most 60 % of its slots full (so a range of 540k triangles takes 2^19
+    // slots, not 2^20) and grows when a file has more.
+    let mut t = Table::new((n + 16) * 3 / 5);
     let mut first: Vec<[u32; 3]> = Vec::with_capacity(t.slots.len() / 2);
     // Recently welded vertices, direct-mapped by hash: neighbouring triangles
     // share corners, so most corners are found here without a table probe.
@@ -365,7 +366,7 @@ fn weld_range(recs: &[u8], lo: usize, out: &mut [[u32; 3]]) -> Result<Range, usi
                     };
                     t.mark(h);
                     first.push(corner_bits(recs, lo * 3 + i));
-                    if first.len() * 2 > t.slots.len() {
+                    if first.len() * 5 > t.slots.len() * 3 {
                         t = grow(&t, &first);
                     }
                     break local;
