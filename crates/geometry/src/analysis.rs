@@ -18,9 +18,10 @@
 //! edges does not shatter into thousands of "shells" as it does in tools that
 //! simply cut every non-manifold edge.
 
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 
+use crate::mem;
 use crate::mesh::Mesh;
 use crate::{Analysis, Format, MetalRule, Shell, ShellKind, Warning};
 
@@ -66,6 +67,22 @@ fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
 
+/// Runs `a` and `b`, in parallel when `two` (`b` on a second thread).
+fn both<A: Send, B: Send>(
+    two: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if !two {
+        return (a(), b());
+    }
+    std::thread::scope(|sc| {
+        let second = sc.spawn(b);
+        let first = a();
+        (first, second.join().expect("analysis thread"))
+    })
+}
+
 /// A union-find over faces that several threads may join at once. Links go
 /// from the larger root to the smaller, so every parent is smaller than its
 /// child and each root is the smallest face of its set, whatever the order of
@@ -89,6 +106,18 @@ impl UnionFind<'_> {
                 self.parent[x as usize].store(gp, Relaxed);
             }
             x = gp;
+        }
+    }
+    /// The root of `x`, without writing (for a pass where each thread
+    /// writes only its own faces' slots).
+    #[inline]
+    fn root(&self, mut x: u32) -> u32 {
+        loop {
+            let px = self.parent[x as usize].load(Relaxed);
+            if px == x {
+                return x;
+            }
+            x = px;
         }
     }
     #[inline]
@@ -151,6 +180,11 @@ impl Acc {
 
 /// Analyses a welded mesh.
 pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
+    analyze_in_lanes(mesh, format, mesh.triangles.len() >= PARALLEL_MIN_TRIANGLES)
+}
+
+/// [`analyze_mesh`], with the large-model passes in two lanes when `two`.
+fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
     let p = &mesh.positions;
     let tris = &mesh.triangles;
     let nv = p.len();
@@ -162,35 +196,110 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     );
     let collapsed = |t: &[u32; 3]| t[0] == t[1] || t[1] == t[2] || t[0] == t[2];
 
-    // One pass over the triangles marks the vertices they use (for the
-    // bounding box) and counts the edges of each bucket (below).
-    let mut used = vec![false; nv];
-    let mut start = vec![0u32; nv + 1];
-    for t in tris {
-        for &i in t {
-            used[i as usize] = true;
-        }
-        if !collapsed(t) {
-            for k in 0..3 {
-                let (a, b) = (t[k], t[(k + 1) % 3]);
-                start[a.min(b) as usize] += 1;
-            }
-        }
-    }
+    // Large models run the passes below in two lanes (threads). Each lane's
+    // share depends only on the model, never on the machine, and the lanes'
+    // results are combined in lane order, so the answer is the same bits.
+    let fmid = if two { nf / 2 } else { nf };
 
-    // Bounding box over the vertices triangles use.
-    let mut bmin = [f64::INFINITY; 3];
-    let mut bmax = [f64::NEG_INFINITY; 3];
-    let mut vertices = 0u64;
-    for (q, &u) in p.iter().zip(&used) {
-        if u {
-            vertices += 1;
-            for k in 0..3 {
-                bmin[k] = bmin[k].min(q[k]);
-                bmax[k] = bmax[k].max(q[k]);
+    // One pass over the triangles marks the vertices they use (for the
+    // bounding box) and counts the edges of each bucket (below): the first
+    // half of the faces into `start`, the second into `cur`.
+    let used: Vec<AtomicBool> = mem::zeroed(nv);
+    let mut start: Vec<u32> = mem::zeroed(nv + 1);
+    let mut cur: Vec<u32> = if two { mem::zeroed(nv + 1) } else { Vec::new() };
+    let count = |faces: &[[u32; 3]], counts: &mut [u32]| {
+        for t in faces {
+            for &i in t {
+                used[i as usize].store(true, Relaxed);
+            }
+            if !collapsed(t) {
+                for k in 0..3 {
+                    let (a, b) = (t[k], t[(k + 1) % 3]);
+                    counts[a.min(b) as usize] += 1;
+                }
             }
         }
+    };
+    both(
+        two,
+        || count(&tris[..fmid], &mut start),
+        || count(&tris[fmid..], &mut cur),
+    );
+
+    // Bounding box over the vertices triangles use (min and max are exact,
+    // so the halves combine to the same bits).
+    let bbox = |r: std::ops::Range<usize>| {
+        let mut bmin = [f64::INFINITY; 3];
+        let mut bmax = [f64::NEG_INFINITY; 3];
+        let mut vertices = 0u64;
+        for (q, u) in p[r.clone()].iter().zip(&used[r]) {
+            if u.load(Relaxed) {
+                vertices += 1;
+                for k in 0..3 {
+                    bmin[k] = bmin[k].min(q[k]);
+                    bmax[k] = bmax[k].max(q[k]);
+                }
+            }
+        }
+        (bmin, bmax, vertices)
+    };
+
+    // Edge buckets keyed by the lower vertex. An entry is a corner id
+    // 3 * face + k, standing for the edge from corner k to corner k + 1 of the
+    // face (4 bytes: the upper vertex and the direction are read back from
+    // the triangle). Buckets are filled back to front, so `start` ends up
+    // holding each bucket's first entry without a second offsets array. With
+    // two lanes, a bucket holds the first half's entries, then the second's
+    // (`cur` is the second lane's cursor), each filled back to front: the
+    // same order, ascending corner ids, as in one lane.
+    let mut total = 0u32;
+    if two {
+        for (a, b) in start.iter_mut().zip(cur.iter_mut()) {
+            total += *a + *b;
+            *a = total - *b;
+            *b = total;
+        }
+    } else {
+        for s in start.iter_mut() {
+            total += *s;
+            *s = total;
+        }
     }
+    // Atomics only so that both lanes may write (each its own slots).
+    let entries: Vec<AtomicU32> = mem::zeroed(total as usize);
+    let fill = |first: usize, faces: &[[u32; 3]], cursor: &mut [u32]| {
+        for (i, t) in faces.iter().enumerate().rev() {
+            if collapsed(t) {
+                continue;
+            }
+            for k in (0..3).rev() {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                let slot = &mut cursor[a.min(b) as usize];
+                *slot -= 1;
+                entries[*slot as usize].store((3 * (first + i) + k) as u32, Relaxed);
+            }
+        }
+    };
+    // Each lane fills its buckets and takes half of the bounding box (one
+    // pass, one wait for the other lane).
+    let vmid = if two { nv / 2 } else { nv };
+    let ((mut bmin, mut bmax, v1), (min2, max2, v2)) = both(
+        two,
+        || {
+            fill(0, &tris[..fmid], &mut start);
+            bbox(0..vmid)
+        },
+        || {
+            fill(fmid, &tris[fmid..], &mut cur);
+            bbox(vmid..nv)
+        },
+    );
+    drop(cur);
+    for k in 0..3 {
+        bmin[k] = bmin[k].min(min2[k]);
+        bmax[k] = bmax[k].max(max2[k]);
+    }
+    let vertices = v1 + v2;
     drop(used);
     if vertices == 0 {
         bmin = [0.0; 3];
@@ -202,30 +311,9 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         0.5 * (bmin[2] + bmax[2]),
     ];
 
-    // Edge buckets keyed by the lower vertex. An entry is a corner id
-    // 3 * face + k, standing for the edge from corner k to corner k + 1 of the
-    // face (4 bytes: the upper vertex and the direction are read back from
-    // the triangle). Buckets are filled back to front, so `start` ends up
-    // holding each bucket's first entry without a second offsets array.
-    let mut total = 0u32;
-    for s in start.iter_mut() {
-        total += *s;
-        *s = total;
-    }
-    let mut entries = vec![0u32; total as usize];
-    for (f, t) in tris.iter().enumerate().rev() {
-        if collapsed(t) {
-            continue;
-        }
-        for k in (0..3).rev() {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            let slot = &mut start[a.min(b) as usize];
-            *slot -= 1;
-            entries[*slot as usize] = (3 * f + k) as u32;
-        }
-    }
     // The upper vertex and direction of an entry's edge, as (hi, face << 1 | backwards).
-    let edge = |e: u32| {
+    let edge = |e: &AtomicU32| {
+        let e = e.load(Relaxed);
         let (f, k) = ((e / 3) as usize, (e % 3) as usize);
         let (a, b) = (tris[f][k], tris[f][(k + 1) % 3]);
         if a < b {
@@ -239,7 +327,13 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     // each) when the model is large. The union-find is shared: links always
     // go from the larger root to the smaller, so its final partition and
     // roots do not depend on the order the lanes run in.
-    let parent: Vec<AtomicU32> = (0..nf as u32).map(AtomicU32::new).collect();
+    let parent: Vec<AtomicU32> = mem::zeroed(nf);
+    let init = |r: std::ops::Range<usize>| {
+        for f in r {
+            parent[f].store(f as u32, Relaxed);
+        }
+    };
+    both(two, || init(0..fmid), || init(fmid..nf));
     let uf = UnionFind { parent: &parent };
     let edge_lane = |range: std::ops::Range<usize>| {
         let mut out = Edges::default();
@@ -250,7 +344,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
             bucket.extend(
                 entries[start[lo] as usize..start[lo + 1] as usize]
                     .iter()
-                    .map(|&e| edge(e)),
+                    .map(edge),
             );
             if bucket.len() > 1 {
                 // Stable, so equal edges keep file order (as before).
@@ -294,7 +388,7 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
         }
         out
     };
-    let lanes: Vec<Edges> = if nf >= PARALLEL_MIN_TRIANGLES {
+    let lanes: Vec<Edges> = if two {
         let half = start[nv] / 2;
         let mid = start.partition_point(|&x| x < half).min(nv);
         std::thread::scope(|sc| {
@@ -317,56 +411,89 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     drop(entries);
     drop(start);
 
-    // Shell labels in order of each shell's first triangle, computed in place
-    // of the union-find parents: a root is the smallest face of its shell and
-    // every parent is smaller than its child, so one pass in face order sees
-    // each parent already resolved.
+    // Shell labels in order of each shell's first triangle: a root is the
+    // smallest face of its shell, so a shell's label is the number of roots
+    // before its root. First each lane writes its faces' roots into their own
+    // parent slots (finds only read the other slots, which hold an ancestor
+    // either way) and marks the roots in a bitmap of whole 64-face words;
+    // then, after the prefix counts of the bitmap, each face's label is its
+    // root's rank, written in place of the parents.
     const NONE: u32 = u32::MAX;
+    let wmid = if two {
+        nf.div_ceil(64) / 2 * 64
+    } else {
+        nf.div_ceil(64) * 64
+    };
+    let mut bitmap: Vec<u64> = vec![0; nf.div_ceil(64)];
+    let roots = |w0: usize, words: &mut [u64]| {
+        for (i, word) in words.iter_mut().enumerate() {
+            let f0 = (w0 + i) * 64;
+            for f in f0..(f0 + 64).min(nf) {
+                let r = uf.root(f as u32);
+                parent[f].store(r, Relaxed);
+                if r == f as u32 && !collapsed(&tris[f]) {
+                    *word |= 1 << (f - f0);
+                }
+            }
+        }
+    };
+    {
+        let (first, second) = bitmap.split_at_mut(wmid / 64);
+        both(two, || roots(0, first), || roots(wmid / 64, second));
+    }
+    let mut rank: Vec<u32> = Vec::with_capacity(bitmap.len());
+    let mut nshells = 0u32;
+    for w in &bitmap {
+        rank.push(nshells);
+        nshells += w.count_ones();
+    }
     // (In place: AtomicU32 has u32's layout, so this reuses the allocation.)
     let mut label: Vec<u32> = parent.into_iter().map(AtomicU32::into_inner).collect();
-    let mut nshells = 0u32;
-    for f in 0..nf {
-        if collapsed(&tris[f]) {
-            label[f] = NONE;
-            continue;
+    let assign = |f0: usize, labels: &mut [u32]| {
+        for (i, l) in labels.iter_mut().enumerate() {
+            let r = *l as usize;
+            *l = if collapsed(&tris[f0 + i]) {
+                NONE
+            } else {
+                rank[r / 64] + (bitmap[r / 64] & ((1u64 << (r % 64)) - 1)).count_ones()
+            };
         }
-        let r = label[f] as usize;
-        label[f] = if r == f {
-            nshells += 1;
-            nshells - 1
-        } else {
-            // r < f is already a label (its root's), or r is a root < f
-            // replaced by its label; either way label[r] is the shell of f.
-            label[r]
-        };
+    };
+    {
+        let (first, second) = label.split_at_mut(wmid.min(nf));
+        both(two, || assign(0, first), || assign(wmid.min(nf), second));
     }
+    drop(rank);
+    drop(bitmap);
     let ns = nshells as usize;
 
     // Volume, area, per-shell sums; degenerate triangles. In two lanes (the
     // halves of the triangles, in parallel) when the model is large and has
     // few shells; the grouping of the f64 sums depends only on the model, never
     // on the machine, so the same bytes always give the same bits.
-    let lanes = if nf >= PARALLEL_MIN_TRIANGLES && ns <= LANE_MAX_SHELLS {
-        2
-    } else {
-        1
+    // The same lanes count each shell's vertices and grow its box (see
+    // `claim_vertices`).
+    let lanes = if two && ns <= LANE_MAX_SHELLS { 2 } else { 1 };
+    let claims: Vec<AtomicU32> = mem::zeroed(nv);
+    let measure_range = |r: std::ops::Range<usize>| {
+        let mut sums = measure(p, tris, &label, centre, r.clone(), ns);
+        let extra = claim_vertices(p, tris, &label, &claims, r, &mut sums.shells);
+        (sums, extra)
     };
-    let measure_range = |r: std::ops::Range<usize>| measure(p, tris, &label, centre, r, ns);
-    let sums: Vec<Sums> = if lanes == 1 {
-        vec![measure_range(0..nf)]
-    } else {
-        let mid = nf / 2;
-        std::thread::scope(|sc| {
-            let second = sc.spawn(|| measure_range(mid..nf));
-            let first = measure_range(0..mid);
-            vec![first, second.join().expect("measure thread")]
-        })
-    };
+    let mid = if lanes == 2 { nf / 2 } else { nf };
+    // (One lane: no second set of per-shell sums, which may be many.)
+    let (first, second) = both(
+        lanes == 2,
+        || measure_range(0..mid),
+        || (lanes == 2).then(|| measure_range(mid..nf)),
+    );
+    drop(claims);
     let mut degenerate = 0u64;
     let mut volume = 0.0f64;
     let mut area = 0.0f64;
     let mut acc = vec![Acc::new(); ns];
-    for lane in sums {
+    let mut extra: Vec<(u32, u32)> = Vec::new();
+    for (lane, more) in std::iter::once(first).chain(second) {
         degenerate += lane.degenerate;
         volume += lane.volume;
         area += lane.area;
@@ -378,7 +505,19 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
             if l.largest_face.0 > s.largest_face.0 {
                 s.largest_face = l.largest_face;
             }
+            s.vertices += l.vertices;
+            for k in 0..3 {
+                s.min[k] = lower(s.min[k], l.min[k]);
+                s.max[k] = upper(s.max[k], l.max[k]);
+            }
         }
+        extra.extend(more);
+    }
+    // Vertices shared with another shell, counted once per shell.
+    extra.sort_unstable();
+    extra.dedup();
+    for (v, l) in extra {
+        add_vertex(&mut acc[l as usize], &p[v as usize]);
     }
     volume /= 6.0;
     area *= 0.5;
@@ -395,7 +534,6 @@ pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
     for s in &mut acc {
         s.edges = (3 * s.triangles).div_ceil(2);
     }
-    count_shell_vertices(p, tris, &label, &mut acc);
 
     let kinds = classify(p, tris, &label, &acc);
 
@@ -642,38 +780,78 @@ fn pair_around_edge(
     }
 }
 
-/// Distinct vertices per shell (a vertex shared by two shells counts in both).
-/// Each shell's box grows by its vertices as they are counted.
-fn count_shell_vertices(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &mut [Acc]) {
+/// Counts a vertex in a shell and grows the shell's box by it.
+fn add_vertex(s: &mut Acc, q: &[f64; 3]) {
+    s.vertices += 1;
+    for k in 0..3 {
+        s.min[k] = lower(s.min[k], q[k]);
+        s.max[k] = upper(s.max[k], q[k]);
+    }
+}
+
+/// The smaller coordinate, -0 below +0: unlike `f64::min`, which leaves the
+/// sign of a tie between zeros to the compiler, the result does not depend on
+/// the order, so a shell's box is the same whichever lane claimed which of
+/// its vertices. (NaN is never taken, as with `f64::min`.)
+#[inline]
+fn lower(a: f64, b: f64) -> f64 {
+    if b < a || (b == a && b.is_sign_negative()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The larger coordinate, +0 above -0 (see [`lower`]).
+#[inline]
+fn upper(a: f64, b: f64) -> f64 {
+    if b > a || (b == a && b.is_sign_positive()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Distinct vertices per shell (a vertex shared by two shells counts in
+/// both), for the faces in `range`: a vertex is claimed, atomically, by the
+/// first shell seen using it and counted there (in `part`, which also grows
+/// that shell's box); the (vertex, shell) pairs of the other shells using it
+/// are returned, to be deduplicated and counted once all lanes are done. So
+/// each pair counts once, and the counts and boxes (exact minima and maxima)
+/// do not depend on the lanes or their order.
+fn claim_vertices(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    label: &[u32],
+    claims: &[AtomicU32],
+    range: std::ops::Range<usize>,
+    part: &mut [Acc],
+) -> Vec<(u32, u32)> {
     const NONE: u32 = u32::MAX;
-    let mut first = vec![NONE; p.len()];
     let mut extra: Vec<(u32, u32)> = Vec::new();
-    let add = |s: &mut Acc, q: &[f64; 3]| {
-        s.vertices += 1;
-        for k in 0..3 {
-            s.min[k] = s.min[k].min(q[k]);
-            s.max[k] = s.max[k].max(q[k]);
-        }
-    };
-    for (t, &l) in tris.iter().zip(label) {
+    for (t, &l) in tris[range.clone()].iter().zip(&label[range]) {
         if l == NONE {
             continue;
         }
         for &v in t {
-            let s = &mut first[v as usize];
-            if *s == NONE {
-                *s = l;
-                add(&mut acc[l as usize], &p[v as usize]);
-            } else if *s != l {
+            // The shell (plus one) that claimed the vertex; 0 = none yet.
+            let c = &claims[v as usize];
+            let mut owner = c.load(Relaxed);
+            if owner == 0 {
+                match c.compare_exchange(0, l + 1, Relaxed, Relaxed) {
+                    Ok(_) => {
+                        add_vertex(&mut part[l as usize], &p[v as usize]);
+                        continue;
+                    }
+                    Err(o) => owner = o,
+                }
+            }
+            if owner != l + 1 {
                 extra.push((v, l));
             }
         }
     }
-    extra.sort_unstable();
-    extra.dedup();
-    for (v, l) in extra {
-        add(&mut acc[l as usize], &p[v as usize]);
-    }
+    extra
 }
 
 /// Winding number of a closed set of triangles around a point
@@ -966,4 +1144,92 @@ fn star_shaped_with_facets(
         }
     }
     normals.len() >= MIN_STONE_FACETS
+}
+
+#[cfg(test)]
+mod lanes {
+    use super::*;
+
+    /// Closed, open, touching and doubled tetrahedra, and collapsed
+    /// triangles: every path of the edge and shell passes.
+    fn tetrahedra(count: usize) -> Mesh {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut m = Mesh::default();
+        for i in 0..count {
+            let o = [0, 1, 2].map(|_| (rnd() % 200) as f64 * 0.5);
+            let b = m.positions.len() as u32;
+            m.positions.extend([
+                o,
+                [o[0] + 1.0, o[1], o[2]],
+                [o[0], o[1] + 1.0, o[2]],
+                [o[0], o[1], o[2] + 1.0],
+            ]);
+            // Every 7th shares a vertex with the one before (touching shells).
+            let v0 = if i % 7 == 3 { b - 1 } else { b };
+            let faces = [
+                [v0, b + 2, b + 1],
+                [v0, b + 1, b + 3],
+                [v0, b + 3, b + 2],
+                [b + 1, b + 2, b + 3],
+            ];
+            let keep = if i % 5 == 1 { 3 } else { 4 };
+            m.triangles.extend(&faces[..keep]);
+            if i % 11 == 2 {
+                m.triangles.push([b, b, b + 1]);
+            }
+            if i % 13 == 4 {
+                // A doubled face: three non-manifold edges.
+                m.triangles.push(faces[3]);
+            }
+        }
+        m
+    }
+
+    /// The lanes give what one lane gives: the same shells, labels, edges,
+    /// counts, boxes and kinds; the sums equal up to their grouping.
+    #[test]
+    fn two_lanes_as_one() {
+        let m = tetrahedra(3000);
+        let one = analyze_in_lanes(&m, Format::StlBinary, false);
+        let two = analyze_in_lanes(&m, Format::StlBinary, true);
+        assert!(one.shells > 2000 && one.shells as usize <= LANE_MAX_SHELLS);
+        assert!(one.nonmanifold_edges > 0 && one.boundary_edges > 0);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+        assert!(close(one.volume_mm3, two.volume_mm3));
+        assert!(close(one.area_mm2, two.area_mm2));
+        assert!(close(one.metal_volume_mm3, two.metal_volume_mm3));
+        assert_eq!(one.shell_details.len(), two.shell_details.len());
+        let strip = |mut a: Analysis| {
+            for s in &a.shell_details {
+                assert!(s.volume_mm3.is_finite() && s.area_mm2.is_finite());
+            }
+            for s in &mut a.shell_details {
+                s.volume_mm3 = (s.volume_mm3 * 1e9).round();
+                s.area_mm2 = (s.area_mm2 * 1e9).round();
+            }
+            (a.volume_mm3, a.area_mm2, a.metal_volume_mm3) = (0.0, 0.0, 0.0);
+            format!("{a:?}")
+        };
+        assert_eq!(strip(one), strip(two));
+    }
+
+    /// Shell boxes take -0 below +0 whatever the order of the vertices.
+    #[test]
+    fn box_bounds_do_not_depend_on_order() {
+        for (a, b) in [(0.0, -0.0), (-0.0, 0.0)] {
+            assert!(lower(a, b).is_sign_negative() && lower(a, b) == 0.0);
+            assert!(upper(a, b).is_sign_positive() && upper(a, b) == 0.0);
+        }
+        assert_eq!(lower(1.0, -2.0), -2.0);
+        assert_eq!(upper(1.0, -2.0), 1.0);
+        assert_eq!(lower(f64::INFINITY, 3.0), 3.0);
+        assert_eq!(lower(3.0, f64::NAN), 3.0);
+        assert_eq!(upper(3.0, f64::NAN), 3.0);
+    }
 }

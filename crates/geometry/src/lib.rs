@@ -8,6 +8,7 @@ use serde::Serialize;
 
 pub mod analysis;
 mod detect;
+mod mem;
 mod mesh;
 mod num;
 mod obj;
