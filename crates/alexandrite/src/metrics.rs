@@ -85,10 +85,12 @@ fn service_of(role: Role, path: &str) -> &'static str {
         Role::Crm => "crm",
         Role::Mes => "mes",
         Role::Pricing => "pricing",
+        Role::Notifier => "notifier",
         Role::All if path == "/metrics" || path.starts_with("/health/") => "platform",
         Role::All => match gateway::route(path) {
             Some(gateway::Upstream::Mes) => "mes",
             Some(gateway::Upstream::Crm) => "crm",
+            Some(gateway::Upstream::Notifier) => "notifier",
             None => "platform",
         },
     }
