@@ -104,6 +104,7 @@ fn route_of(role: Role, matched: Option<&MatchedPath>, path: &str) -> String {
         (None, Role::Gateway) => match gateway::route(path) {
             Some(gateway::Upstream::Crm) => "proxy:crm".into(),
             Some(gateway::Upstream::Mes) => "proxy:mes".into(),
+            Some(gateway::Upstream::Notifier) => "proxy:notifier".into(),
             None => "unmatched".into(),
         },
         (None, _) => "unmatched".into(),
