@@ -320,8 +320,12 @@ impl Application {
                 // The notifier is not checked: without it the platform still
                 // takes and makes orders (only /api/v1/webhooks* answer 502).
                 let auth = Arc::new(gateway::HttpAuthenticator::new(crm_url, key.clone()));
-                gateway::wrap(gateway::proxy_router(crm_url, mes_url, notifier_url), auth, key.clone())
-                    .merge(health(checks))
+                gateway::wrap(
+                    gateway::proxy_router(crm_url, mes_url, notifier_url),
+                    auth,
+                    key.clone(),
+                )
+                .merge(health(checks))
             }
             // A service's own routes are reached through the gateway, which has
             // already authenticated the caller and signed the identity.

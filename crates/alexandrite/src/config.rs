@@ -498,7 +498,10 @@ mod tests {
     #[test]
     fn the_notifier_section_comes_from_the_environment_and_its_secrets_are_masked() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("ALEXANDRITE_NOTIFIER__SMTP_URL", "smtp://mailer:hunter2@mail.test:2525");
+            jail.set_env(
+                "ALEXANDRITE_NOTIFIER__SMTP_URL",
+                "smtp://mailer:hunter2@mail.test:2525",
+            );
             jail.set_env("ALEXANDRITE_NOTIFIER__ALLOW_PRIVATE_WEBHOOKS", "true");
             jail.set_env("ALEXANDRITE_NOTIFIER__MAX_ATTEMPTS", "4");
             let c = Config::load(None).map_err(|e| e.to_string())?;
@@ -507,7 +510,10 @@ mod tests {
             assert_eq!(c.mail_dir(), c.data_dir.join("mail"));
             let shown = c.show();
             assert!(!shown.contains("hunter2"), "{shown}");
-            assert!(shown.contains("smtp://mailer:***@mail.test:2525"), "{shown}");
+            assert!(
+                shown.contains("smtp://mailer:***@mail.test:2525"),
+                "{shown}"
+            );
             assert!(shown.contains("notifier.sqlite"), "{shown}");
             Ok(())
         });

@@ -66,9 +66,16 @@ impl Handler for NotifierConsumer {
                 .await
                 .map_err(anyhow::Error::from)?
         {
-            new += deliveries::record(&mut tx, &env, status, WEBHOOK, &format!("org:{org}"), Some(org))
-                .await
-                .map_err(anyhow::Error::from)? as usize;
+            new += deliveries::record(
+                &mut tx,
+                &env,
+                status,
+                WEBHOOK,
+                &format!("org:{org}"),
+                Some(org),
+            )
+            .await
+            .map_err(anyhow::Error::from)? as usize;
         }
         tx.commit().await.map_err(anyhow::Error::from)?;
         if new == 0 {

@@ -431,7 +431,10 @@ impl Dispatcher {
             .post(checked.url.clone())
             .header("content-type", "application/json")
             .header("user-agent", "Alexandrite-Webhooks/1")
-            .header(signature::HEADER, signature::sign(&hook.secret, body.as_bytes()))
+            .header(
+                signature::HEADER,
+                signature::sign(&hook.secret, body.as_bytes()),
+            )
             .header(signature::EVENT_ID_HEADER, env.event_id.to_string())
             .header(signature::EVENT_TYPE_HEADER, env.kind.as_str())
             .body(body.to_string())

@@ -19,7 +19,9 @@ pub enum UrlRefused {
     Credentials,
     #[error("the webhook host {host} does not resolve: {error}")]
     Unresolvable { host: String, error: String },
-    #[error("the webhook host {host} resolves to {addr}, a {kind} address; webhooks go to public addresses only")]
+    #[error(
+        "the webhook host {host} resolves to {addr}, a {kind} address; webhooks go to public addresses only"
+    )]
     NotPublic {
         host: String,
         addr: IpAddr,
@@ -123,7 +125,10 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Checked, UrlRefused
     let url = parse(raw)?;
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((bare.as_str(), port))
@@ -189,7 +194,10 @@ mod tests {
         let refused = |r: Result<Checked, UrlRefused>| r.unwrap_err();
         let e = refused(check("ftp://example.com/hook", false).await);
         assert_eq!(e.code(), "webhook_url_scheme");
-        assert_eq!(e.to_string(), "webhook URLs must be http:// or https://, not ftp://");
+        assert_eq!(
+            e.to_string(),
+            "webhook URLs must be http:// or https://, not ftp://"
+        );
         assert_eq!(
             refused(check("file:///etc/passwd", false).await).code(),
             "webhook_url_scheme"
@@ -204,7 +212,10 @@ mod tests {
         );
         let e = refused(check("http://127.0.0.1:9/hook", false).await);
         assert_eq!(e.code(), "webhook_url_loopback");
-        assert!(e.to_string().contains("127.0.0.1, a loopback address"), "{e}");
+        assert!(
+            e.to_string().contains("127.0.0.1, a loopback address"),
+            "{e}"
+        );
         assert_eq!(
             refused(check("http://localhost/hook", false).await).code(),
             "webhook_url_loopback"

@@ -132,9 +132,14 @@ impl Notifier {
         Router::new()
             .route(
                 "/api/v1/webhooks",
-                get(webhooks::get).put(webhooks::put).delete(webhooks::delete),
+                get(webhooks::get)
+                    .put(webhooks::put)
+                    .delete(webhooks::delete),
             )
-            .route("/api/v1/webhooks/deliveries", get(webhooks::list_deliveries))
+            .route(
+                "/api/v1/webhooks/deliveries",
+                get(webhooks::list_deliveries),
+            )
             .with_state(self.state.clone())
     }
 }

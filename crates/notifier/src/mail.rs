@@ -58,15 +58,22 @@ pub fn render(ev: &OrderUpdated, lang: Lang) -> Rendered {
             match ev.status {
                 OrderStatus::Pricing => (
                     format!("Заказ {id} принят: рассчитываем стоимость"),
-                    format!("Мы получили вашу модель «{file}» и рассчитываем стоимость заказа {id}. Напишем, как только цена будет готова."),
+                    format!(
+                        "Мы получили вашу модель «{file}» и рассчитываем стоимость заказа {id}. Напишем, как только цена будет готова."
+                    ),
                 ),
                 OrderStatus::AwaitingConfirmation => (
                     format!("Ваш заказ {id} оценён: {price}"),
-                    format!("Заказ {id} (модель «{file}», материал {}) оценён: {price}.\nПодтвердите или отмените заказ в личном кабинете или через API.", ev.material),
+                    format!(
+                        "Заказ {id} (модель «{file}», материал {}) оценён: {price}.\nПодтвердите или отмените заказ в личном кабинете или через API.",
+                        ev.material
+                    ),
                 ),
                 OrderStatus::Rejected => (
                     format!("Заказ {id} не может быть изготовлен"),
-                    format!("К сожалению, модель «{file}» нельзя изготовить.\nПричина: {reason}\nИсправьте модель и загрузите её снова."),
+                    format!(
+                        "К сожалению, модель «{file}» нельзя изготовить.\nПричина: {reason}\nИсправьте модель и загрузите её снова."
+                    ),
                 ),
                 OrderStatus::Confirmed => (
                     format!("Заказ {id} подтверждён"),
@@ -99,15 +106,22 @@ pub fn render(ev: &OrderUpdated, lang: Lang) -> Rendered {
             match ev.status {
                 OrderStatus::Pricing => (
                     format!("Order {id} received: we are pricing it"),
-                    format!("We have received your model \"{file}\" and are pricing order {id}. We will write as soon as the price is ready."),
+                    format!(
+                        "We have received your model \"{file}\" and are pricing order {id}. We will write as soon as the price is ready."
+                    ),
                 ),
                 OrderStatus::AwaitingConfirmation => (
                     format!("Your order {id} is priced: {price}"),
-                    format!("Order {id} (model \"{file}\", material {}) is priced at {price}.\nConfirm or cancel it in your account or through the API.", ev.material),
+                    format!(
+                        "Order {id} (model \"{file}\", material {}) is priced at {price}.\nConfirm or cancel it in your account or through the API.",
+                        ev.material
+                    ),
                 ),
                 OrderStatus::Rejected => (
                     format!("Order {id} cannot be made"),
-                    format!("Unfortunately the model \"{file}\" cannot be made.\nReason: {reason}\nPlease fix the model and upload it again."),
+                    format!(
+                        "Unfortunately the model \"{file}\" cannot be made.\nReason: {reason}\nPlease fix the model and upload it again."
+                    ),
                 ),
                 OrderStatus::Confirmed => (
                     format!("Order {id} is confirmed"),
@@ -115,7 +129,9 @@ pub fn render(ev: &OrderUpdated, lang: Lang) -> Rendered {
                 ),
                 OrderStatus::Cancelled => (
                     format!("Order {id} is cancelled"),
-                    format!("Order {id} is cancelled. If this is a mistake, upload the model again."),
+                    format!(
+                        "Order {id} is cancelled. If this is a mistake, upload the model again."
+                    ),
                 ),
                 OrderStatus::ManufacturingStarted => (
                     format!("Order {id}: manufacturing has started"),
@@ -202,7 +218,9 @@ pub enum Transport {
 pub enum MailConfigError {
     #[error("notifier.smtp_url '{0}' is not a URL")]
     BadUrl(String),
-    #[error("notifier.smtp_url must be smtp://[user:password@]host[:port] (this build speaks plain SMTP; got {0}://)")]
+    #[error(
+        "notifier.smtp_url must be smtp://[user:password@]host[:port] (this build speaks plain SMTP; got {0}://)"
+    )]
     Scheme(String),
     #[error("notifier.mail_from '{0}' is not a mailbox (e.g. 'Alexandrite <noreply@example.com>')")]
     From(String),
@@ -352,7 +370,10 @@ mod tests {
 
     #[test]
     fn prices_are_written_as_each_language_writes_them() {
-        assert_eq!(money_ru(&Money::rub(12_778_102)), "127\u{202f}781,02\u{a0}₽");
+        assert_eq!(
+            money_ru(&Money::rub(12_778_102)),
+            "127\u{202f}781,02\u{a0}₽"
+        );
         assert_eq!(money_en(&Money::rub(12_778_102)), "127,781.02\u{a0}₽");
         assert_eq!(money_en(&Money::rub(5)), "0.05\u{a0}₽");
         assert_eq!(money_en(&Money::rub(100_000_000)), "1,000,000.00\u{a0}₽");
@@ -366,7 +387,11 @@ mod tests {
             ru.subject,
             format!("Ваш заказ {} оценён: 127\u{202f}781,02\u{a0}₽", ev.order_id)
         );
-        assert!(ru.body.starts_with("Здравствуйте, Ирина!\n\n"), "{}", ru.body);
+        assert!(
+            ru.body.starts_with("Здравствуйте, Ирина!\n\n"),
+            "{}",
+            ru.body
+        );
         assert!(ru.body.contains("материал AU585Y"));
         let en = render(&ev, Lang::En);
         assert_eq!(
@@ -409,12 +434,28 @@ mod tests {
             code: "not_watertight".into(),
             reason: "not watertight: 14 open edges".into(),
         });
-        assert!(render(&ev, Lang::En).body.contains("Reason: not watertight: 14 open edges"));
-        assert!(render(&ev, Lang::Ru).body.contains("Причина: not watertight: 14 open edges"));
+        assert!(
+            render(&ev, Lang::En)
+                .body
+                .contains("Reason: not watertight: 14 open edges")
+        );
+        assert!(
+            render(&ev, Lang::Ru)
+                .body
+                .contains("Причина: not watertight: 14 open edges")
+        );
         let mut ev = event(OrderStatus::Shipped, "ru");
         ev.tracking_number = Some("RA123456789RU".into());
-        assert!(render(&ev, Lang::Ru).body.contains("Трек-номер: RA123456789RU."));
-        assert!(render(&ev, Lang::En).body.contains("Tracking number: RA123456789RU."));
+        assert!(
+            render(&ev, Lang::Ru)
+                .body
+                .contains("Трек-номер: RA123456789RU.")
+        );
+        assert!(
+            render(&ev, Lang::En)
+                .body
+                .contains("Tracking number: RA123456789RU.")
+        );
     }
 
     #[test]
@@ -430,10 +471,17 @@ mod tests {
     #[tokio::test]
     async fn files_hold_whole_readable_messages() {
         let dir = tempfile::tempdir().unwrap();
-        let mailer = Mailer::new(None, dir.path().join("mail"), "Alexandrite <noreply@alexandrite.local>").unwrap();
+        let mailer = Mailer::new(
+            None,
+            dir.path().join("mail"),
+            "Alexandrite <noreply@alexandrite.local>",
+        )
+        .unwrap();
         let ev = event(OrderStatus::AwaitingConfirmation, "ru");
         let r = render(&ev, Lang::Ru);
-        let m = mailer.message("irina@example.test", "Ирина", Lang::Ru, &r).unwrap();
+        let m = mailer
+            .message("irina@example.test", "Ирина", Lang::Ru, &r)
+            .unwrap();
         mailer.send("one", m).await.unwrap();
         let text = std::fs::read_to_string(dir.path().join("mail/one.eml")).unwrap();
         assert!(text.contains("irina@example.test"));
@@ -444,9 +492,19 @@ mod tests {
         // A word longer than a line: still sent, in another encoding.
         let mut odd = r.clone();
         odd.body = "x".repeat(200);
-        let m = mailer.message("irina@example.test", "", Lang::Ru, &odd).unwrap();
-        assert!(!String::from_utf8(m.formatted()).unwrap().contains("Content-Transfer-Encoding: 8bit"));
-        let bad = Mailer::new(Some("smtps://mail.example.com"), dir.path().into(), "a@b.test");
+        let m = mailer
+            .message("irina@example.test", "", Lang::Ru, &odd)
+            .unwrap();
+        assert!(
+            !String::from_utf8(m.formatted())
+                .unwrap()
+                .contains("Content-Transfer-Encoding: 8bit")
+        );
+        let bad = Mailer::new(
+            Some("smtps://mail.example.com"),
+            dir.path().into(),
+            "a@b.test",
+        );
         assert!(matches!(bad, Err(MailConfigError::Scheme(s)) if s == "smtps"));
         assert!(Mailer::new(None, dir.path().into(), "not a mailbox").is_err());
     }

@@ -114,7 +114,10 @@ pub async fn put(
     let org = organisation(&caller)?;
     let Json(req) = body.map_err(|e| ApiError::BadRequest {
         code: "bad_json",
-        message: format!("the body must be JSON like {{\"url\": \"https://…\"}}: {}", e.body_text()),
+        message: format!(
+            "the body must be JSON like {{\"url\": \"https://…\"}}: {}",
+            e.body_text()
+        ),
     })?;
     let url = req
         .url
@@ -129,7 +132,9 @@ pub async fn put(
             "the URL is longer than 2048 characters",
         ));
     }
-    let checked = guard::check(url, state.allow_private).await.map_err(refused)?;
+    let checked = guard::check(url, state.allow_private)
+        .await
+        .map_err(refused)?;
     let url = checked.url.to_string();
     let now = domain::to_ms(domain::now());
     let existing = find(&state.db, org).await?;

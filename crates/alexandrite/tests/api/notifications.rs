@@ -44,9 +44,8 @@ async fn receiver(fail_status: Option<&'static str>, fail_times: usize) -> Recei
             async move {
                 let mut all = seen.lock().unwrap();
                 let r = Received { headers, body };
-                let matches = |r: &Received| {
-                    fail_status.is_none_or(|s| r.json()["payload"]["status"] == s)
-                };
+                let matches =
+                    |r: &Received| fail_status.is_none_or(|s| r.json()["payload"]["status"] == s);
                 let earlier = all.iter().filter(|x| matches(x)).count();
                 let fail = matches(&r) && earlier < fail_times;
                 all.push(r);
@@ -163,12 +162,18 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
     let (status, set) = put_webhook(&app, &key, json!({ "url": hook.url })).await;
     assert_eq!(status, StatusCode::CREATED, "{set}");
     assert_eq!(set["url"], hook.url.as_str());
-    let secret = set["secret"].as_str().expect("the secret, shown once").to_string();
+    let secret = set["secret"]
+        .as_str()
+        .expect("the secret, shown once")
+        .to_string();
     assert!(secret.starts_with("whsec_"), "{secret}");
     let (status, shown) = app.get(&key, "/api/v1/webhooks").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["url"], hook.url.as_str());
-    assert!(shown.get("secret").is_none(), "the secret is shown only once: {shown}");
+    assert!(
+        shown.get("secret").is_none(),
+        "the secret is shown only once: {shown}"
+    );
     assert_eq!(shown["secret_prefix"], &secret[..12]);
 
     // A real ring, priced from its geometry.
@@ -233,7 +238,10 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
             .collect::<Vec<_>>(),
         vec![500, 200]
     );
-    assert_eq!(log[0]["error"], "the endpoint answered 500 Internal Server Error");
+    assert_eq!(
+        log[0]["error"],
+        "the endpoint answered 500 Internal Server Error"
+    );
     assert!(pricing["next_retry_at"].is_null() && pricing["sent_at"].is_string());
     let priced_delivery = list["deliveries"]
         .as_array()
@@ -243,11 +251,17 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
         .expect("the priced delivery is listed");
     assert_eq!(priced_delivery["event_id"], event["event_id"]);
     let (_, one) = app
-        .get(&key, &format!("/api/v1/webhooks/deliveries?order_id={id}&limit=1"))
+        .get(
+            &key,
+            &format!("/api/v1/webhooks/deliveries?order_id={id}&limit=1"),
+        )
         .await;
     assert_eq!(one["deliveries"].as_array().unwrap().len(), 1);
     let (status, bad) = app.get(&key, "/api/v1/webhooks/deliveries?limit=0").await;
-    assert_eq!((status, bad["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_limit")));
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_limit"))
+    );
 
     // The same event delivered again, and the same status in a new event:
     // both reach the notifier (acked), neither is told a second time.
@@ -290,7 +304,11 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
     }
     // Give a (wrong) second sending every chance to happen.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(hook.about(&id, "AWAITING_CONFIRMATION").len(), 1, "told once");
+    assert_eq!(
+        hook.about(&id, "AWAITING_CONFIRMATION").len(),
+        1,
+        "told once"
+    );
     let (_, list) = app
         .get(&key, &format!("/api/v1/webhooks/deliveries?order_id={id}"))
         .await;
@@ -300,7 +318,13 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
         .iter()
         .map(|d| d["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == "AWAITING_CONFIRMATION").count(), 1);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == "AWAITING_CONFIRMATION")
+            .count(),
+        1
+    );
     assert_eq!(statuses.iter().filter(|s| **s == "PRICING").count(), 1);
 
     // The customer's decision is told as well.
@@ -311,17 +335,27 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
     hook.wait_for(&id, "CONFIRMED", 1).await;
 
     // Rotating the secret: a new one, shown once; later webhooks use it.
-    let (status, rotated) = put_webhook(&app, &key, json!({ "url": hook.url, "rotate_secret": true })).await;
+    let (status, rotated) = put_webhook(
+        &app,
+        &key,
+        json!({ "url": hook.url, "rotate_secret": true }),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new_secret = rotated["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, secret);
     let (status, same) = put_webhook(&app, &key, json!({ "url": hook.url })).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(same.get("secret").is_none(), "not rotated, not shown: {same}");
+    assert!(
+        same.get("secret").is_none(),
+        "not rotated, not shown: {same}"
+    );
     let op = app.operator("Olga").await;
     let mut taken = false;
     for _ in 0..400 {
-        let (s, _) = app.post(&op, &format!("/mes/api/orders/{id}/take"), None).await;
+        let (s, _) = app
+            .post(&op, &format!("/mes/api/orders/{id}/take"), None)
+            .await;
         if s == StatusCode::OK {
             taken = true;
             break;
@@ -337,9 +371,33 @@ async fn a_b2b_webhook_is_signed_retried_listed_and_told_once() {
     );
 
     // Counted by channel.
-    assert!(counter(&app, "alexandrite_notifications_sent_total", &[("channel", "webhook")]).await >= 4.0);
-    assert!(counter(&app, "alexandrite_notifications_failed_total", &[("channel", "webhook")]).await >= 1.0);
-    assert!(counter(&app, "alexandrite_notifications_sent_total", &[("channel", "email")]).await >= 1.0);
+    assert!(
+        counter(
+            &app,
+            "alexandrite_notifications_sent_total",
+            &[("channel", "webhook")]
+        )
+        .await
+            >= 4.0
+    );
+    assert!(
+        counter(
+            &app,
+            "alexandrite_notifications_failed_total",
+            &[("channel", "webhook")]
+        )
+        .await
+            >= 1.0
+    );
+    assert!(
+        counter(
+            &app,
+            "alexandrite_notifications_sent_total",
+            &[("channel", "email")]
+        )
+        .await
+            >= 1.0
+    );
 
     // Removed: nothing more is sent, and the API says there is none.
     assert_eq!(delete_webhook(&app, &key).await, StatusCode::NO_CONTENT);
@@ -379,7 +437,10 @@ async fn an_endpoint_that_keeps_failing_is_abandoned_after_the_configured_attemp
         if let Some(d) = found {
             break d;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never abandoned: {list}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never abandoned: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(pricing["attempts"], 3);
@@ -387,9 +448,18 @@ async fn an_endpoint_that_keeps_failing_is_abandoned_after_the_configured_attemp
     assert_eq!(pricing["last_status_code"], 500);
     assert!(pricing["next_retry_at"].is_null());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(hook.about(&id, "PRICING").len(), 3, "no attempt after the last");
+    assert_eq!(
+        hook.about(&id, "PRICING").len(),
+        3,
+        "no attempt after the last"
+    );
     assert!(
-        counter(&app, "alexandrite_notifications_abandoned_total", &[("channel", "webhook")]).await
+        counter(
+            &app,
+            "alexandrite_notifications_abandoned_total",
+            &[("channel", "webhook")]
+        )
+        .await
             >= 1.0
     );
     app.stop().await;
@@ -405,11 +475,20 @@ async fn shop_customer(app: &TestApp, email: &str, name: &str, lang: &str) -> re
         .unwrap();
     let r = browser
         .post(app.url(&format!("/register?lang={lang}")))
-        .form(&[("email", email), ("name", name), ("password", "password-123")])
+        .form(&[
+            ("email", email),
+            ("name", name),
+            ("password", "password-123"),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
     browser
 }
 
@@ -452,8 +531,10 @@ async fn shop_customers_are_written_to_in_the_language_they_registered_in() {
         let form = reqwest::multipart::Form::new()
             .part(
                 "file",
-                reqwest::multipart::Part::bytes(crate::helpers::model("ring_showcase_ring.bin.stl"))
-                    .file_name("ring_showcase_ring.bin.stl"),
+                reqwest::multipart::Part::bytes(crate::helpers::model(
+                    "ring_showcase_ring.bin.stl",
+                ))
+                .file_name("ring_showcase_ring.bin.stl"),
             )
             .text("material", "AU585Y");
         let r = browser
@@ -481,11 +562,20 @@ async fn shop_customers_are_written_to_in_the_language_they_registered_in() {
             .unwrap();
         let total = domain::Money::rub(order["price"]["total_minor"].as_i64().unwrap());
         assert!(mail.contains(email), "{mail}");
-        assert!(mail.contains(&format!("Content-Language: {lang}")), "{mail}");
+        assert!(
+            mail.contains(&format!("Content-Language: {lang}")),
+            "{mail}"
+        );
         assert!(mail.contains("Content-Transfer-Encoding: 8bit"));
         if *lang == "ru" {
             assert!(mail.contains("Здравствуйте, Ольга!"), "{mail}");
-            assert!(mail.contains(&format!("Заказ {id} (модель «ring_showcase_ring.bin.stl», материал AU585Y) оценён: {}.", total.display())), "{mail}");
+            assert!(
+                mail.contains(&format!(
+                    "Заказ {id} (модель «ring_showcase_ring.bin.stl», материал AU585Y) оценён: {}.",
+                    total.display()
+                )),
+                "{mail}"
+            );
             assert!(!mail.contains("Your order"));
         } else {
             assert!(mail.contains("Hello Emma,"), "{mail}");
@@ -495,7 +585,14 @@ async fn shop_customers_are_written_to_in_the_language_they_registered_in() {
         }
         // The first status was written about too, once.
         let first = wait_mail(&app, id, "PRICING").await;
-        assert!(first.contains(if *lang == "ru" { "рассчитываем стоимость" } else { "are pricing order" }), "{first}");
+        assert!(
+            first.contains(if *lang == "ru" {
+                "рассчитываем стоимость"
+            } else {
+                "are pricing order"
+            }),
+            "{first}"
+        );
     }
     // A decision in the shop is written about as well.
     let (browser, id, _, _) = &orders[1];
@@ -506,7 +603,10 @@ async fn shop_customers_are_written_to_in_the_language_they_registered_in() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let mail = wait_mail(&app, id, "CANCELLED").await;
-    assert!(mail.contains(&format!("Order {id} is cancelled.")), "{mail}");
+    assert!(
+        mail.contains(&format!("Order {id} is cancelled.")),
+        "{mail}"
+    );
     app.stop().await;
 }
 
@@ -520,7 +620,10 @@ async fn webhook_urls_that_reach_inside_are_refused_and_other_tenants_see_nothin
         ("http://[::1]/hook", "webhook_url_loopback"),
         ("http://10.0.0.8/hook", "webhook_url_private"),
         ("http://192.168.1.1/hook", "webhook_url_private"),
-        ("http://169.254.169.254/latest/meta-data", "webhook_url_link_local"),
+        (
+            "http://169.254.169.254/latest/meta-data",
+            "webhook_url_link_local",
+        ),
         ("http://0.0.0.0:8080/", "webhook_url_unspecified"),
         ("ftp://example.com/hook", "webhook_url_scheme"),
         ("file:///etc/passwd", "webhook_url_scheme"),
@@ -537,9 +640,18 @@ async fn webhook_urls_that_reach_inside_are_refused_and_other_tenants_see_nothin
         "the webhook host 127.0.0.1 resolves to 127.0.0.1, a loopback address; webhooks go to public addresses only"
     );
     let (_, body) = put_webhook(&app, &key, json!({ "url": "ftp://example.com/hook" })).await;
-    assert_eq!(body["error"]["message"], "webhook URLs must be http:// or https://, not ftp://");
+    assert_eq!(
+        body["error"]["message"],
+        "webhook URLs must be http:// or https://, not ftp://"
+    );
     let (status, body) = put_webhook(&app, &key, json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("webhook_url_missing")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("webhook_url_missing")
+        )
+    );
     let r = app
         .client
         .put(app.url("/api/v1/webhooks"))
@@ -550,13 +662,21 @@ async fn webhook_urls_that_reach_inside_are_refused_and_other_tenants_see_nothin
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "bad_json");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "bad_json"
+    );
     // Nothing was stored by any of them.
     let (status, _) = app.get(&key, "/api/v1/webhooks").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // A public address is accepted (registration does not call it).
-    let (status, mine) = put_webhook(&app, &key, json!({ "url": "https://93.184.216.34/brand-hook" })).await;
+    let (status, mine) = put_webhook(
+        &app,
+        &key,
+        json!({ "url": "https://93.184.216.34/brand-hook" }),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{mine}");
 
     // Another organisation sees none, cannot remove it, and its own is its own.
@@ -569,7 +689,12 @@ async fn webhook_urls_that_reach_inside_are_refused_and_other_tenants_see_nothin
     let (status, list) = app.get(&rival, "/api/v1/webhooks/deliveries").await;
     assert_eq!(status, StatusCode::OK);
     assert!(list["deliveries"].as_array().unwrap().is_empty());
-    let (status, theirs) = put_webhook(&app, &rival, json!({ "url": "https://93.184.216.35/rival" })).await;
+    let (status, theirs) = put_webhook(
+        &app,
+        &rival,
+        json!({ "url": "https://93.184.216.35/rival" }),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(theirs["secret"], mine["secret"]);
     let (_, still) = app.get(&key, "/api/v1/webhooks").await;
@@ -579,9 +704,19 @@ async fn webhook_urls_that_reach_inside_are_refused_and_other_tenants_see_nothin
     let op = app.operator("Ivan").await;
     let (status, body) = app.get(&op, "/api/v1/webhooks").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _) = put_webhook(&app, &app.manager("Mila").await, json!({ "url": "https://93.184.216.34/" })).await;
+    let (status, _) = put_webhook(
+        &app,
+        &app.manager("Mila").await,
+        json!({ "url": "https://93.184.216.34/" }),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let r = app.client.get(app.url("/api/v1/webhooks")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/webhooks"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
