@@ -257,8 +257,9 @@ impl Dispatcher {
                 .await?;
         }
         tx.commit().await?;
+        let taken = ids.len();
         let mut set = tokio::task::JoinSet::new();
-        for id in ids.iter().cloned() {
+        for id in ids {
             let me = self.clone();
             set.spawn(async move {
                 if let Err(e) = me.attempt(&id).await {
@@ -267,7 +268,7 @@ impl Dispatcher {
             });
         }
         while set.join_next().await.is_some() {}
-        Ok(ids.len())
+        Ok(taken)
     }
 
     #[tracing::instrument(name = "notifier.attempt", skip(self), fields(order_id = tracing::field::Empty, channel = tracing::field::Empty))]
