@@ -508,4 +508,85 @@ mod tests {
         assert!(matches!(bad, Err(MailConfigError::Scheme(s)) if s == "smtps"));
         assert!(Mailer::new(None, dir.path().into(), "not a mailbox").is_err());
     }
+
+    /// A minimal SMTP sink: accepts one message and hands over what it got.
+    async fn smtp_sink() -> (u16, tokio::task::JoinHandle<(Vec<String>, String)>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            let mut lines = BufReader::new(r).lines();
+            let (mut commands, mut data) = (vec![], String::new());
+            w.write_all(b"220 sink\r\n").await.unwrap();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                commands.push(line.clone());
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250-sink\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
+                    "AUTH" => b"235 ok\r\n",
+                    "DATA" => {
+                        w.write_all(b"354 go on\r\n").await.unwrap();
+                        while let Some(l) = lines.next_line().await.unwrap() {
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        b"250 queued\r\n"
+                    }
+                    "QUIT" => {
+                        w.write_all(b"221 bye\r\n").await.unwrap();
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                w.write_all(reply).await.unwrap();
+            }
+            (commands, data)
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn smtp_delivers_the_same_message_to_a_server() {
+        let (port, sink) = smtp_sink().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(
+            Some(&format!("smtp://mailer:secret@127.0.0.1:{port}")),
+            dir.path().join("unused"),
+            "Alexandrite <noreply@alexandrite.local>",
+        )
+        .unwrap();
+        assert!(mailer.mail_dir().is_none());
+        let ev = event(OrderStatus::Shipped, "en");
+        let r = render(&ev, Lang::En);
+        let m = mailer
+            .message("emma@example.test", "Emma", Lang::En, &r)
+            .unwrap();
+        mailer.send("ignored", m).await.unwrap();
+        let (commands, data) = sink.await.unwrap();
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.starts_with("MAIL FROM:<noreply@alexandrite.local>")),
+            "{commands:?}"
+        );
+        assert!(
+            commands.iter().any(|c| c == "RCPT TO:<emma@example.test>"),
+            "{commands:?}"
+        );
+        assert!(
+            commands.iter().any(|c| c.starts_with("AUTH")),
+            "credentials from the URL: {commands:?}"
+        );
+        assert!(data.contains("Content-Language: en"), "{data}");
+        assert!(data.contains("Hello Ирина,\n\nOrder"), "{data}");
+        assert!(
+            !dir.path().join("unused").exists(),
+            "nothing is written to files"
+        );
+    }
 }
