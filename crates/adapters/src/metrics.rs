@@ -115,6 +115,10 @@ struct Inner {
     cache_hits: Counters,
     cache_misses: Counters,
 
+    notifications_sent: Counters,
+    notifications_failed: Counters,
+    notifications_abandoned: Counters,
+
     db_connections: Gauges,
     db_max_connections: Gauges,
 
@@ -374,6 +378,22 @@ impl Metrics {
                 "Cache lookups that had to go to the source, by cache.",
             ),
 
+            notifications_sent: counter(
+                r,
+                "notifications_sent",
+                "Notifications delivered (e-mail handed to the transport, webhook answered 2xx), by channel.",
+            ),
+            notifications_failed: counter(
+                r,
+                "notifications_failed",
+                "Notification attempts that failed (to be retried or abandoned), by channel.",
+            ),
+            notifications_abandoned: counter(
+                r,
+                "notifications_abandoned",
+                "Notifications given up after their last attempt, by channel.",
+            ),
+
             db_connections: gauge(
                 r,
                 "db_pool_connections",
@@ -589,6 +609,18 @@ impl Metrics {
             .uploads_removed
             .get_or_create(&vec![])
             .inc_by(n as u64);
+    }
+
+    // --- notifications ---
+
+    /// One notification attempt's outcome on `channel` ("email", "webhook").
+    pub fn notification(&self, channel: &str, outcome: Notified) {
+        let family = match outcome {
+            Notified::Sent => &self.0.notifications_sent,
+            Notified::Failed => &self.0.notifications_failed,
+            Notified::Abandoned => &self.0.notifications_abandoned,
+        };
+        family.get_or_create(&l([("channel", channel)])).inc();
     }
 
     // --- reconciliation and SLA ---
@@ -860,6 +892,16 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec_by(1.0);
     }
+}
+
+/// What became of one notification attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notified {
+    Sent,
+    /// Failed; another attempt is due later.
+    Failed,
+    /// Failed for the last time.
+    Abandoned,
 }
 
 /// How a delivery ended, for [`Metrics::event_settled`].

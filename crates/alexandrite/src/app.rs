@@ -1,6 +1,6 @@
 //! The application: every service in one process behind the gateway (role
 //! `all`, the default, on the embedded profile), or one role per process
-//! (`gateway`, `crm`, `mes`, `pricing`) on the production profile.
+//! (`gateway`, `crm`, `mes`, `pricing`, `notifier`) on the production profile.
 
 use crate::config::Config;
 use adapters::bus::EmbeddedBus;
@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use crm::{Crm, CrmConfig};
 use mes::{Limits, Mes, MesConfig};
+use notifier::{Notifier, NotifierConfig};
 use pricing::{Pricing, PricingConfig};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub enum Role {
     Mes,
     /// Pricing workers.
     Pricing,
+    /// E-mail and B2B webhooks about orders.
+    Notifier,
 }
 
 impl Role {
@@ -41,6 +44,7 @@ impl Role {
             Role::Crm => "crm",
             Role::Mes => "mes",
             Role::Pricing => "pricing",
+            Role::Notifier => "notifier",
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct Application {
     crm: Option<Crm>,
     mes: Option<Mes>,
     pricing: Option<Pricing>,
+    notifier: Option<Notifier>,
     /// Compares CRM and MES periodically (in `all`, and in the gateway between processes).
     reconciler: Option<(crate::reconcile::Source, crate::reconcile::Source)>,
     reconcile: crate::config::ReconcileSection,
@@ -158,6 +163,7 @@ pub async fn admin_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
         &crm::consumer::QUEUE,
         &mes::consumer::QUEUE,
         &pricing::QUEUE,
+        &notifier::QUEUE,
     ] {
         bus.declare(q).await?;
     }
@@ -210,6 +216,25 @@ fn pricing_config(config: &Config, metrics: &adapters::metrics::Metrics) -> Pric
     }
 }
 
+fn notifier_config(config: &Config, metrics: &adapters::metrics::Metrics) -> NotifierConfig {
+    use secrecy::ExposeSecret;
+    let n = &config.notifier;
+    NotifierConfig {
+        database_url: config.notifier_database_url(),
+        smtp_url: n.smtp_url.as_ref().map(|s| s.expose_secret().to_string()),
+        mail_dir: config.mail_dir(),
+        mail_from: n.mail_from.clone(),
+        allow_private_webhooks: n.allow_private_webhooks,
+        retry: notifier::deliveries::RetryPolicy {
+            base: std::time::Duration::from_millis(n.retry_base_ms),
+            max: std::time::Duration::from_millis(n.retry_max_ms),
+            max_attempts: n.max_attempts,
+        },
+        webhook_timeout: std::time::Duration::from_millis(n.webhook_timeout_ms),
+        metrics: metrics.clone(),
+    }
+}
+
 impl Application {
     /// Every service in one process (role `all`).
     pub async fn build(config: &Config) -> anyhow::Result<Application> {
@@ -247,6 +272,19 @@ impl Application {
             }
             _ => None,
         };
+        let notifier = match (runs(Role::Notifier), &bus) {
+            (true, Some(bus)) => Some(
+                Notifier::build(&notifier_config(config, &metrics), bus.clone(), key.clone())
+                    .await?,
+            ),
+            _ => None,
+        };
+        // The CRM publishes order.updated whether or not a notifier process is
+        // up yet: its queue exists from the CRM's start, so the CRM's outbox
+        // never waits on it (the events wait in the queue instead).
+        if let (true, Some(bus)) = (runs(Role::Crm), &bus) {
+            bus.declare(&notifier::QUEUE).await?;
+        }
         let demo = match (&crm, config.demo) {
             (Some(crm), true) => crate::demo::ensure(&crm.accounts(), &config.data_dir).await?,
             _ => None,
@@ -267,6 +305,10 @@ impl Application {
             checks.push(("cache", Check::Cache(mes.state().feed.cache.clone())));
             services = services.merge(mes.router());
         }
+        if let Some(notifier) = &notifier {
+            checks.push(("notifier_database", Check::Db(notifier.db().clone())));
+            services = services.merge(notifier.router());
+        }
         let router = match role {
             Role::All => {
                 let auth = Arc::new(crm.as_ref().expect("all runs the crm").accounts());
@@ -274,6 +316,7 @@ impl Application {
             }
             Role::Gateway => {
                 let (crm_url, mes_url) = (&config.gateway.crm_url, &config.gateway.mes_url);
+                let notifier_url = &config.gateway.notifier_url;
                 checks.push((
                     "crm",
                     Check::Upstream(crm_url.trim_end_matches('/').to_string()),
@@ -282,9 +325,15 @@ impl Application {
                     "mes",
                     Check::Upstream(mes_url.trim_end_matches('/').to_string()),
                 ));
+                // The notifier is not checked: without it the platform still
+                // takes and makes orders (only /api/v1/webhooks* answer 502).
                 let auth = Arc::new(gateway::HttpAuthenticator::new(crm_url, key.clone()));
-                gateway::wrap(gateway::proxy_router(crm_url, mes_url), auth, key.clone())
-                    .merge(health(checks))
+                gateway::wrap(
+                    gateway::proxy_router(crm_url, mes_url, notifier_url),
+                    auth,
+                    key.clone(),
+                )
+                .merge(health(checks))
             }
             // A service's own routes are reached through the gateway, which has
             // already authenticated the caller and signed the identity.
@@ -297,6 +346,7 @@ impl Application {
                 let internal = mes.as_ref().expect("mes role").internal_router();
                 gateway::traced(services.merge(internal)).merge(health(checks))
             }
+            Role::Notifier => gateway::traced(services).merge(health(checks)),
             Role::Pricing => services.merge(health(checks)),
         };
         let mut databases = vec![];
@@ -345,6 +395,7 @@ impl Application {
             crm,
             mes,
             pricing,
+            notifier,
             reconciler,
             reconcile: config.reconcile.clone(),
             demo,
@@ -389,6 +440,9 @@ impl Application {
         }
         if let Some(pricing) = &self.pricing {
             pricing.start().await?;
+        }
+        if let Some(notifier) = &self.notifier {
+            running.push(notifier.start(&self.tasks).await?);
         }
         let addr = self.local_addr();
         if let (Some((c, m)), secs) = (self.reconciler, self.reconcile.interval_seconds) {

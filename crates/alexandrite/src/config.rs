@@ -30,6 +30,7 @@ pub struct Config {
     pub bus: BusSection,
     pub cache: CacheSection,
     pub pricing: PricingSection,
+    pub notifier: NotifierSection,
     pub limits: LimitsSection,
     pub reconcile: ReconcileSection,
     /// How long an order may stay in each status (`sla.confirmed_seconds`, …).
@@ -71,6 +72,8 @@ pub struct GatewaySection {
     pub crm_url: String,
     /// Where the `mes` role listens (for `--role gateway`).
     pub mes_url: String,
+    /// Where the `notifier` role listens (for `--role gateway`).
+    pub notifier_url: String,
 }
 
 impl Default for GatewaySection {
@@ -78,6 +81,7 @@ impl Default for GatewaySection {
         GatewaySection {
             crm_url: "http://127.0.0.1:8081".into(),
             mes_url: "http://127.0.0.1:8082".into(),
+            notifier_url: "http://127.0.0.1:8084".into(),
         }
     }
 }
@@ -161,6 +165,49 @@ pub struct PricingSection {
     pub rules: PricingRules,
 }
 
+/// E-mail and B2B webhooks (`notifier.*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifierSection {
+    /// Default: sqlite file `notifier.sqlite` in the data dir.
+    pub database_url: Option<String>,
+    /// `smtp://[user:password@]host[:port]`; unset writes each e-mail as an
+    /// `.eml` file into `mail_dir`.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// Default: the directory `mail` in the data dir.
+    pub mail_dir: Option<PathBuf>,
+    /// The sender of every e-mail.
+    pub mail_from: String,
+    /// Let webhooks reach loopback, private and link-local addresses (never on
+    /// a public deployment: it opens the door to SSRF).
+    pub allow_private_webhooks: bool,
+    /// Wait after a failed attempt, doubled after each further one (ms).
+    pub retry_base_ms: u64,
+    /// The longest wait between attempts (ms).
+    pub retry_max_ms: u64,
+    /// Attempts before a notification is abandoned.
+    pub max_attempts: u32,
+    /// How long a webhook endpoint has to answer (ms).
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for NotifierSection {
+    fn default() -> Self {
+        NotifierSection {
+            database_url: None,
+            smtp_url: None,
+            mail_dir: None,
+            mail_from: "Alexandrite <noreply@alexandrite.local>".into(),
+            allow_private_webhooks: false,
+            retry_base_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            max_attempts: 10,
+            webhook_timeout_ms: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsSection {
@@ -183,6 +230,7 @@ impl Default for Config {
             bus: BusSection::default(),
             cache: CacheSection::default(),
             pricing: PricingSection::default(),
+            notifier: NotifierSection::default(),
             limits: LimitsSection::default(),
             reconcile: ReconcileSection::default(),
             sla: domain::sla::SlaPolicy::default(),
@@ -227,6 +275,7 @@ const TOP_LEVEL: &[&str] = &[
     "bus",
     "cache",
     "pricing",
+    "notifier",
     "limits",
     "reconcile",
     "sla",
@@ -287,6 +336,18 @@ impl Config {
             .database_url
             .clone()
             .unwrap_or_else(|| sqlite_in(&self.data_dir, "mes.sqlite"))
+    }
+    pub fn notifier_database_url(&self) -> String {
+        self.notifier
+            .database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_in(&self.data_dir, "notifier.sqlite"))
+    }
+    pub fn mail_dir(&self) -> PathBuf {
+        self.notifier
+            .mail_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mail"))
     }
     pub fn objects_url(&self) -> String {
         self.mes
@@ -368,6 +429,13 @@ impl Config {
             } else {
                 "(AWS_SECRET_ACCESS_KEY)"
             });
+        v["notifier"]["database_url"] =
+            serde_json::json!(adapters::db::redact(&self.notifier_database_url()));
+        v["notifier"]["smtp_url"] = match &self.notifier.smtp_url {
+            Some(u) => serde_json::json!(adapters::db::redact(u.expose_secret())),
+            None => serde_json::json!("(none: e-mail is written to mail_dir)"),
+        };
+        v["notifier"]["mail_dir"] = serde_json::json!(self.mail_dir());
         v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
         v["cache"]["url"] = serde_json::json!(adapters::db::redact(&self.cache.url));
         serde_json::to_string_pretty(&v).expect("json")
@@ -438,6 +506,30 @@ mod tests {
                 err,
                 "configuration: telemetry.trace_url must contain {trace_id} (got \"http://jaeger:16686/trace/\")"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_notifier_section_comes_from_the_environment_and_its_secrets_are_masked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "ALEXANDRITE_NOTIFIER__SMTP_URL",
+                "smtp://mailer:hunter2@mail.test:2525",
+            );
+            jail.set_env("ALEXANDRITE_NOTIFIER__ALLOW_PRIVATE_WEBHOOKS", "true");
+            jail.set_env("ALEXANDRITE_NOTIFIER__MAX_ATTEMPTS", "4");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(c.notifier.allow_private_webhooks);
+            assert_eq!(c.notifier.max_attempts, 4);
+            assert_eq!(c.mail_dir(), c.data_dir.join("mail"));
+            let shown = c.show();
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("smtp://mailer:***@mail.test:2525"),
+                "{shown}"
+            );
+            assert!(shown.contains("notifier.sqlite"), "{shown}");
             Ok(())
         });
     }

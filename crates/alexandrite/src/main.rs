@@ -139,6 +139,9 @@ enum UsersCommand {
         /// B2B organisation the customer belongs to (its members share orders).
         #[arg(long)]
         org: Option<String>,
+        /// The language e-mail about their orders is written in.
+        #[arg(long, value_parser = ["ru", "en"], default_value = "ru")]
+        lang: String,
     },
 }
 
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     password,
                     name,
                     org,
+                    lang,
                 },
         } => {
             telemetry::init(Sink::Stderr);
@@ -238,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     org: org.as_deref(),
                 })
                 .await?;
+            a.set_language(user.user_id, &lang).await?;
             println!(
                 "created {} {} ({})",
                 user.role.as_str(),

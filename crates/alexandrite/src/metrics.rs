@@ -85,10 +85,12 @@ fn service_of(role: Role, path: &str) -> &'static str {
         Role::Crm => "crm",
         Role::Mes => "mes",
         Role::Pricing => "pricing",
+        Role::Notifier => "notifier",
         Role::All if path == "/metrics" || path.starts_with("/health/") => "platform",
         Role::All => match gateway::route(path) {
             Some(gateway::Upstream::Mes) => "mes",
             Some(gateway::Upstream::Crm) => "crm",
+            Some(gateway::Upstream::Notifier) => "notifier",
             None => "platform",
         },
     }
@@ -102,6 +104,7 @@ fn route_of(role: Role, matched: Option<&MatchedPath>, path: &str) -> String {
         (None, Role::Gateway) => match gateway::route(path) {
             Some(gateway::Upstream::Crm) => "proxy:crm".into(),
             Some(gateway::Upstream::Mes) => "proxy:mes".into(),
+            Some(gateway::Upstream::Notifier) => "proxy:notifier".into(),
             None => "unmatched".into(),
         },
         (None, _) => "unmatched".into(),

@@ -74,6 +74,7 @@ const ROLES: &[(&str, &str)] = &[
     ("mes", "mes"),
     ("pricing-1", "pricing"),
     ("pricing-2", "pricing"),
+    ("notifier", "notifier"),
     ("gateway", "gateway"),
 ];
 
@@ -499,13 +500,14 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     // Fresh databases and a fresh vhost for the run.
-    let (crm_db, mes_db) = (
+    let (crm_db, mes_db, notifier_db) = (
         format!("alx_chaos_crm_{seed}"),
         format!("alx_chaos_mes_{seed}"),
+        format!("alx_chaos_notifier_{seed}"),
     );
     {
         let mut pg = admin_pg(&args.postgres).await?;
-        for db in [&crm_db, &mes_db] {
+        for db in [&crm_db, &mes_db, &notifier_db] {
             sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                 .execute(&mut pg)
                 .await?;
@@ -557,6 +559,18 @@ async fn main() -> anyhow::Result<()> {
         (
             "ALEXANDRITE_GATEWAY__MES_URL".into(),
             format!("http://127.0.0.1:{}", ports["mes"]),
+        ),
+        (
+            "ALEXANDRITE_GATEWAY__NOTIFIER_URL".into(),
+            format!("http://127.0.0.1:{}", ports["notifier"]),
+        ),
+        (
+            "ALEXANDRITE_NOTIFIER__DATABASE_URL".into(),
+            format!("{}/{notifier_db}", args.postgres),
+        ),
+        (
+            "ALEXANDRITE_NOTIFIER__MAIL_DIR".into(),
+            dir.join("mail").display().to_string(),
         ),
         ("ALEXANDRITE_RECONCILE__GRACE_SECONDS".into(), "0".into()),
         (
@@ -806,6 +820,34 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    // Every status of every shipped order told by e-mail exactly once (the
+    // notifier's delivery log is unique per order, status, channel and
+    // address; a resend rewrites the same file). Waits for the notifier to
+    // catch up, within the run's deadline.
+    let shipped: Vec<String> = accepted.values().flatten().cloned().collect();
+    let (untold, twice) = loop {
+        let told = mails_by_order_and_status(&dir.join("mail"));
+        let mut untold = 0;
+        let mut twice = 0;
+        for id in &shipped {
+            for status in ORDER {
+                match told
+                    .get(&(id.clone(), status.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+                {
+                    0 => untold += 1,
+                    1 => {}
+                    _ => twice += 1,
+                }
+            }
+        }
+        if untold == 0 || Instant::now() >= ctx.deadline {
+            break (untold, twice);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+
     // The tenant's orders, all pages.
     let mut listed: HashSet<String> = HashSet::new();
     let mut path = "/api/v1/orders?limit=100".to_string();
@@ -885,6 +927,10 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("chaos: outbox backlog crm={backlog_crm} mes={backlog_mes}");
     println!(
+        "chaos: e-mails: statuses never told={untold} told more than once={twice} (of {} order statuses)",
+        shipped.len() * ORDER.len()
+    );
+    println!(
         "chaos: reconciliation checked={} differences={differences}",
         rec["checked"]
     );
@@ -918,13 +964,15 @@ async fn main() -> anyhow::Result<()> {
         && backlog_mes == 0
         && differences == 0
         && panics.is_empty()
+        && untold == 0
+        && twice == 0
         && missing_kinds == 0;
     drop(tally);
     drop(dep);
     redis.kill();
     if ok {
         let mut pg = admin_pg(&args.postgres).await?;
-        for db in [&crm_db, &mes_db] {
+        for db in [&crm_db, &mes_db, &notifier_db] {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                 .execute(&mut pg)
                 .await;
@@ -963,4 +1011,29 @@ fn panics_in_logs(dir: &std::path::Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// `.eml` files the notifier wrote (`<order>-<status>-<delivery>.eml`),
+/// counted by order and status.
+fn mails_by_order_and_status(dir: &std::path::Path) -> HashMap<(String, String), usize> {
+    let mut told = HashMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".eml") else {
+            continue;
+        };
+        // The order id is a UUID (36 characters); the status follows it.
+        if stem.len() > 37 && !stem.starts_with('.') {
+            let (order, rest) = stem.split_at(36);
+            if let Some(status) = ORDER
+                .iter()
+                .find(|s| rest[1..].starts_with(&format!("{s}-")))
+            {
+                *told
+                    .entry((order.to_string(), status.to_string()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    told
 }

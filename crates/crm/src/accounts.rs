@@ -29,6 +29,8 @@ pub enum AccountError {
     NoSuchUser(String),
     #[error("API keys act for B2B organisations' customers, operators and managers; {0} is a {1}")]
     KeyNotAllowed(String, &'static str),
+    #[error("language '{0}' is not offered: use ru or en")]
+    BadLanguage(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -138,6 +140,20 @@ impl Accounts {
             name: name.to_string(),
             email,
         })
+    }
+
+    /// The language a person is written to in ("ru" or "en").
+    pub async fn set_language(&self, user_id: Uuid, lang: &str) -> Result<(), AccountError> {
+        let lang = match lang {
+            "ru" | "en" => lang,
+            other => return Err(AccountError::BadLanguage(other.to_string())),
+        };
+        sqlx::query("UPDATE users SET lang = $1 WHERE id = $2")
+            .bind(lang)
+            .bind(user_id.to_string())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
     }
 
     pub async fn count_users(&self) -> Result<i64, sqlx::Error> {

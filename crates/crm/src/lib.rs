@@ -6,6 +6,7 @@ mod api;
 pub mod consumer;
 mod internal;
 mod migrations;
+pub mod notify;
 pub mod orders;
 mod shop;
 pub mod sla;

@@ -114,4 +114,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: crate::sla::SQL,
         postgres: crate::sla::SQL,
     },
+    Migration {
+        version: 6,
+        description: "people's language (for notifications)",
+        sqlite: crate::notify::SQL,
+        postgres: crate::notify::SQL,
+    },
 ];

@@ -229,6 +229,12 @@ pub async fn register(
     let t = lang.texts();
     let error = match state.accounts.create_user(new).await {
         Ok(user) => {
+            // Notifications are written in the language the customer registered in.
+            state
+                .accounts
+                .set_language(user.user_id, lang.code())
+                .await
+                .map_err(|e| web::ApiError::Internal(e.into()))?;
             let token = state.accounts.open_session(&user).await?;
             tracing::info!(user_id = %user.user_id, "customer registered");
             return Ok((

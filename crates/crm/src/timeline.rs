@@ -21,7 +21,8 @@ pub struct HistoryEntry {
     pub trace_id: Option<String>,
 }
 
-/// Appends a step, in the caller's transaction, with the current trace id.
+/// Appends a step, in the caller's transaction, with the current trace id,
+/// and announces it to the customer (`order.updated`, same transaction).
 pub async fn record(
     tx: &mut Transaction<'static, Any>,
     id: OrderId,
@@ -46,7 +47,7 @@ pub async fn record(
     .execute(&mut **tx)
     .await?;
     tracing::info!(order_id = %id, status = %status, actor = %actor.name, "recording status change");
-    Ok(())
+    crate::notify::order_updated(tx, id, status).await
 }
 
 /// The whole journey, oldest first.

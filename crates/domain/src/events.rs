@@ -275,6 +275,51 @@ pub struct OrderStatusChanged {
 }
 event!(OrderStatusChanged, "order.status_changed");
 
+/// Whom a customer-facing change is told to, as the CRM knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub email: String,
+    pub name: String,
+    /// "ru" (the default) or "en".
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// The B2B organisation the order belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+}
+
+fn default_language() -> String {
+    "ru".into()
+}
+
+/// Why an order was rejected, as the customer is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionView {
+    pub code: String,
+    pub reason: String,
+}
+
+/// crm → notifier: a customer-facing status was recorded (written to the
+/// CRM's outbox in the same transaction), with the contact to tell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderUpdated {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    /// When the status was recorded (RFC 3339, UTC).
+    pub at: String,
+    pub contact: Contact,
+    pub file_name: String,
+    pub material: String,
+    /// The quote's total, once priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_total: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<RejectionView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+}
+event!(OrderUpdated, "order.updated");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +376,23 @@ mod tests {
             ev.quote.breakdown.metal_rule,
             crate::price::MetalRule::WholeModel
         );
+    }
+
+    #[test]
+    fn order_updated_defaults_the_language_to_russian() {
+        let json = serde_json::json!({
+            "order_id": OrderId::new(), "status": "AWAITING_CONFIRMATION",
+            "at": "2026-12-07T00:00:00.000Z",
+            "contact": {"email": "a@b.test", "name": "A"},
+            "file_name": "ring.stl", "material": "AU585Y",
+            "price_total": {"minor": 12778102, "currency": "RUB"}
+        });
+        let ev: OrderUpdated = serde_json::from_value(json).unwrap();
+        assert_eq!(ev.contact.language, "ru");
+        assert_eq!(ev.contact.organisation, None);
+        assert_eq!(ev.price_total, Some(Money::rub(12778102)));
+        let env = Envelope::new("crm", &ev);
+        assert_eq!(env.kind, "order.updated");
+        assert_eq!(env.decode::<OrderUpdated>().unwrap(), ev);
     }
 }

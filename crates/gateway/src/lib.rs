@@ -227,10 +227,12 @@ impl Authenticator for HttpAuthenticator {
 pub enum Upstream {
     Crm,
     Mes,
+    Notifier,
 }
 
 /// MES owns models, materials and the production console (including the
-/// back office's materials page); the CRM everything else a person sees.
+/// back office's materials page); the notifier the B2B webhooks; the CRM
+/// everything else a person sees.
 pub fn route(path: &str) -> Option<Upstream> {
     const MES: &[&str] = &[
         "/api/v1/models",
@@ -244,7 +246,9 @@ pub fn route(path: &str) -> Option<Upstream> {
         return None;
     }
     let under = |p: &str, prefix: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
-    Some(if MES.iter().any(|m| under(path, m)) {
+    Some(if under(path, "/api/v1/webhooks") {
+        Upstream::Notifier
+    } else if MES.iter().any(|m| under(path, m)) {
         Upstream::Mes
     } else {
         Upstream::Crm
@@ -255,6 +259,7 @@ pub fn route(path: &str) -> Option<Upstream> {
 struct Proxy {
     crm: String,
     mes: String,
+    notifier: String,
     client: reqwest::Client,
 }
 
@@ -278,6 +283,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
     let (base, name) = match upstream {
         Upstream::Crm => (&proxy.crm, "crm"),
         Upstream::Mes => (&proxy.mes, "mes"),
+        Upstream::Notifier => (&proxy.notifier, "notifier"),
     };
     let pq = req
         .uri()
@@ -321,7 +327,7 @@ async fn forward(State(proxy): State<Proxy>, req: Request) -> Response {
 }
 
 /// Every request, authenticated, forwarded to the service that owns its path.
-pub fn proxy_router(crm_url: &str, mes_url: &str) -> Router {
+pub fn proxy_router(crm_url: &str, mes_url: &str, notifier_url: &str) -> Router {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(64)
@@ -330,6 +336,7 @@ pub fn proxy_router(crm_url: &str, mes_url: &str) -> Router {
     let proxy = Proxy {
         crm: crm_url.trim_end_matches('/').into(),
         mes: mes_url.trim_end_matches('/').into(),
+        notifier: notifier_url.trim_end_matches('/').into(),
         client,
     };
     Router::new().fallback(forward).with_state(proxy)
@@ -364,6 +371,10 @@ mod tests {
         ] {
             assert_eq!(route(p), Some(Upstream::Crm), "{p}");
         }
+        for p in ["/api/v1/webhooks", "/api/v1/webhooks/deliveries"] {
+            assert_eq!(route(p), Some(Upstream::Notifier), "{p}");
+        }
+        assert_eq!(route("/api/v1/webhooksx"), Some(Upstream::Crm));
         assert_eq!(
             route("/internal/identity"),
             None,

@@ -98,6 +98,7 @@ pub fn fresh_vhost() -> String {
 pub async fn use_production_stores(config: &mut Config) {
     config.crm.database_url = Some(fresh_database("crm").await);
     config.mes.database_url = Some(fresh_database("mes").await);
+    config.notifier.database_url = Some(fresh_database("notifier").await);
     config.bus.url = Some(fresh_vhost());
     config.cache.url = redis_url();
     let addr = config

@@ -9,6 +9,7 @@ mod durability;
 mod isolation;
 mod journey;
 mod lifecycle;
+mod notifications;
 mod observability;
 mod operators;
 mod queue;
