@@ -170,15 +170,20 @@ impl Deployment {
     /// manager (systemd's `Restart=always`) would: a role exits when, say, its
     /// database is still recovering when it starts. Returns the names restarted.
     fn keep(&self) -> Vec<&'static str> {
+        // Taken out of the map under one lock, so a fault's kill-and-restart
+        // in between cannot lose track of a process it started.
         let exited: Vec<&'static str> = {
             let mut children = self.children.lock().unwrap();
-            children
+            let names: Vec<&'static str> = children
                 .iter_mut()
                 .filter_map(|(name, c)| matches!(c.try_wait(), Ok(Some(_))).then_some(*name))
-                .collect()
+                .collect();
+            for name in &names {
+                children.remove(name);
+            }
+            names
         };
         for name in &exited {
-            self.children.lock().unwrap().remove(name);
             if let Err(e) = self.start(name) {
                 eprintln!("chaos: restarting {name} failed: {e:#}");
             }
@@ -820,10 +825,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    // Every status of every shipped order told by e-mail exactly once (the
-    // notifier's delivery log is unique per order, status, channel and
-    // address; a resend rewrites the same file). Waits for the notifier to
-    // catch up, within the run's deadline.
+    // Every status of every shipped order told by e-mail (an invariant), and
+    // how many were told twice: the delivery log is unique per order, status,
+    // channel and address, but a message whose success could not be recorded
+    // (the database restarting at that moment) is sent again — at least once,
+    // not exactly once. Each attempt writes its own file. Waits for the
+    // notifier to catch up, within the run's deadline.
     let shipped: Vec<String> = accepted.values().flatten().cloned().collect();
     let (untold, twice) = loop {
         let told = mails_by_order_and_status(&dir.join("mail"));
@@ -927,7 +934,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("chaos: outbox backlog crm={backlog_crm} mes={backlog_mes}");
     println!(
-        "chaos: e-mails: statuses never told={untold} told more than once={twice} (of {} order statuses)",
+        "chaos: e-mails: statuses never told={untold} told more than once={twice} (of {} order statuses; sends are at least once)",
         shipped.len() * ORDER.len()
     );
     println!(
@@ -965,7 +972,6 @@ async fn main() -> anyhow::Result<()> {
         && differences == 0
         && panics.is_empty()
         && untold == 0
-        && twice == 0
         && missing_kinds == 0;
     drop(tally);
     drop(dep);

@@ -277,7 +277,7 @@ impl Orders {
                 },
             )
         };
-        sqlx::query(
+        let changed = sqlx::query(
             "UPDATE orders SET status = $1, updated_at_ms = $2 WHERE id = $3 AND status = $4",
         )
         .bind(to.as_str())
@@ -286,6 +286,22 @@ impl Orders {
         .bind(from.as_str())
         .execute(&mut *tx)
         .await?;
+        if changed.rows_affected() == 0 {
+            // Another decision won since the read (PostgreSQL's read committed lets
+            // a confirm and a cancel both read AWAITING_CONFIRMATION): this one is
+            // refused from the status it lost to, and records nothing.
+            drop(tx);
+            let now: String = sqlx::query("SELECT status FROM orders WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_one(self.db.pool())
+                .await?
+                .try_get("status")?;
+            let now = OrderStatus::parse(&now).unwrap_or(from);
+            return Err(DecisionError::Transition(domain::TransitionError {
+                from: now,
+                to,
+            }));
+        }
         timeline::record(
             &mut tx,
             id,

@@ -296,7 +296,7 @@ impl Dispatcher {
             Ok(env) => {
                 span.record("order_id", tracing::field::display(env.order_id));
                 match channel.as_str() {
-                    EMAIL => self.email(&env, &target, id).await,
+                    EMAIL => self.email(&env, &target, id, attempts + 1).await,
                     WEBHOOK => self.webhook(&env, &body, org.as_deref()).await,
                     other => Outcome {
                         give_up: true,
@@ -362,7 +362,7 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn email(&self, env: &Envelope, to: &str, id: &str) -> Outcome {
+    async fn email(&self, env: &Envelope, to: &str, id: &str, attempt: u32) -> Outcome {
         let ev: OrderUpdated = match env.decode() {
             Ok(ev) => ev,
             Err(e) => {
@@ -383,8 +383,10 @@ impl Dispatcher {
                 };
             }
         };
-        // One file per notification: order, status and the row's id.
-        let name = format!("{}-{}-{id}", ev.order_id, ev.status);
+        // One file per attempt: order, status, the row's id and the attempt, so
+        // a message sent again (its success was not recorded) is a second file,
+        // as it would be a second e-mail.
+        let name = format!("{}-{}-{id}-{attempt}", ev.order_id, ev.status);
         match self.mailer.send(&name, message).await {
             Ok(()) => Outcome {
                 ok: true,
@@ -420,6 +422,9 @@ impl Dispatcher {
         };
         let client = match reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from HTTP(S)_PROXY would resolve the host itself and undo
+            // the pinning below (DNS rebinding, internal addresses).
+            .no_proxy()
             .timeout(self.webhook_timeout)
             // Connect to exactly the addresses that were checked.
             .resolve_to_addrs(&checked.host, &checked.addrs)

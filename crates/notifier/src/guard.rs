@@ -57,7 +57,31 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return v4_kind(v4);
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            let low_v4 = Ipv4Addr::new(
+                (seg[6] >> 8) as u8,
+                seg[6] as u8,
+                (seg[7] >> 8) as u8,
+                seg[7] as u8,
+            );
+            // Forms that carry an IPv4 address a gateway will reach: NAT64
+            // (64:ff9b::/96, 64:ff9b:1::/48) and the deprecated IPv4-compatible
+            // ::a.b.c.d; 6to4 (2002::/16) carries it in segments 1 and 2.
+            if (seg[0] == 0x64 && seg[1] == 0xff9b && (seg[2..6] == [0, 0, 0, 0] || seg[2] == 1))
+                || (seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified())
+            {
+                return v4_kind(low_v4);
+            }
+            if seg[0] == 0x2002 {
+                let v4 = Ipv4Addr::new(
+                    (seg[1] >> 8) as u8,
+                    seg[1] as u8,
+                    (seg[2] >> 8) as u8,
+                    seg[2] as u8,
+                );
+                return v4_kind(v4);
+            }
+            let first = seg[0];
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
@@ -87,8 +111,11 @@ fn v4_kind(v4: Ipv4Addr) -> Option<&'static str> {
         Some("private")
     } else if v4.is_link_local() {
         Some("link-local")
-    } else if v4.is_broadcast() || v4.is_multicast() {
+    } else if v4.is_broadcast() || v4.is_multicast() || o[0] >= 240 {
         Some("multicast")
+    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0) || (o[0] == 198 && (o[1] & 0xfe) == 18) {
+        // IETF protocol assignments 192.0.0.0/24, benchmarking 198.18.0.0/15.
+        Some("private")
     } else {
         None
     }
@@ -184,6 +211,15 @@ mod tests {
         assert_eq!(kind("fd00::1"), Some("private"));
         assert_eq!(kind("::ffff:127.0.0.1"), Some("loopback"));
         assert_eq!(kind("::ffff:10.0.0.1"), Some("private"));
+        // IPv4 inside other IPv6 forms: NAT64, IPv4-compatible, 6to4.
+        assert_eq!(kind("64:ff9b::a9fe:a9fe"), Some("link-local"));
+        assert_eq!(kind("64:ff9b:1::7f00:1"), Some("loopback"));
+        assert_eq!(kind("::10.1.2.3"), Some("private"));
+        assert_eq!(kind("2002:c0a8:0101::1"), Some("private"));
+        assert_eq!(kind("64:ff9b::808:808"), None);
+        assert_eq!(kind("198.18.0.1"), Some("private"));
+        assert_eq!(kind("192.0.0.8"), Some("private"));
+        assert_eq!(kind("240.0.0.1"), Some("multicast"));
         assert_eq!(kind("93.184.216.34"), None);
         assert_eq!(kind("172.32.0.1"), None);
         assert_eq!(kind("2606:4700::1111"), None);

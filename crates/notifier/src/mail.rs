@@ -257,9 +257,15 @@ impl Mailer {
                     .port(url.port().unwrap_or(25))
                     .timeout(Some(std::time::Duration::from_secs(30)));
                 if !url.username().is_empty() {
+                    // The URL keeps them percent-encoded (a password may hold @ : / %).
+                    let decode = |s: &str| {
+                        percent_encoding::percent_decode_str(s)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    };
                     b = b.credentials(Credentials::new(
-                        url.username().to_string(),
-                        url.password().unwrap_or_default().to_string(),
+                        decode(url.username()),
+                        decode(url.password().unwrap_or_default()),
                     ));
                 }
                 Transport::Smtp(b.build())

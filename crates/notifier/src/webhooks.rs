@@ -210,8 +210,12 @@ pub struct DeliveriesPage {
 pub async fn list_deliveries(
     State(state): State<NotifierState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<DeliveriesQuery>,
+    q: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveriesPage>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest {
+        code: "bad_query",
+        message: format!("{}; expected ?order_id=…&limit=1..200", e.body_text()),
+    })?;
     let org = organisation(&caller)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
