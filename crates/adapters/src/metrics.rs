@@ -592,7 +592,7 @@ impl Metrics {
 
     /// A supervised task is running: its counter is exported from 0.
     pub fn task_restarts_declare(&self, task: &str) {
-        self.0.task_restarts.get_or_create(&l([("task", task)]));
+        let _ = self.0.task_restarts.get_or_create(&l([("task", task)]));
     }
 
     /// A supervised task ended and is being restarted.
