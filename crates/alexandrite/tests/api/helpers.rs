@@ -197,6 +197,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The app's `/metrics` page (Prometheus text).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("the /metrics body")
+    }
+
     /// A new person and an API key acting as them.
     pub async fn key_for(&self, role: Role, email: &str, name: &str, org: Option<&str>) -> String {
         self.accounts

@@ -128,15 +128,7 @@ async fn delete_webhook(app: &TestApp, key: &str) -> StatusCode {
 
 /// The sum of a counter's samples whose labels include `labels`.
 async fn counter(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
         .filter(|l| {

@@ -395,15 +395,7 @@ async fn expired_unused_uploads_are_removed_and_used_ones_kept() {
     );
     assert_eq!(order_count(&app, &key).await, 1);
     // Counted, and the sweep runs as a supervised task.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("alexandrite_uploads_removed_total 1\n"),
         "{metrics}"
