@@ -117,6 +117,10 @@ pub struct Change {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
     pub at: String,
+    /// The MES process that made the change (on the channel between
+    /// processes only; consoles never see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Where a first page came from (the `x-cache` header says it).
@@ -138,68 +142,126 @@ impl CacheOutcome {
     }
 }
 
-/// How long this process serves a first page from its own memory without
-/// asking the shared cache, even if it has heard of no change (a bound on
-/// staleness should a change be published while the subscription was away).
+/// How long this process serves a first page from its own memory before one
+/// request reads it again (the others are served the kept page meanwhile):
+/// a bound on staleness should a change be published while the subscription
+/// was away, or be lost on its way.
 const NEAR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A kept page older than this is never served: the next request waits for a
+/// fresh one (the refresh after [`NEAR_TTL`] failed or never ran).
+const NEAR_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// This process's copy of the first pages, in front of the shared cache (the
 /// near cache). A refresh of the first page is the hottest request there is —
 /// every operator, all day — and asking Redis twice per refresh costs more
-/// than the rest of the request. Every change to the queue is heard here (this
-/// process's own at once, the other processes' through the cache's
-/// publish/subscribe), and a page is served only while no change has been
-/// heard since it was read: so a take is gone from the taker's next refresh,
-/// and from everybody's as soon as the change is heard.
+/// than the rest of the request.
+///
+/// Every change to the queue takes a ticket, after it is committed (and after
+/// the shared cache's generation moved on), so a page read when tickets up to
+/// `t` had been handed out shows every one of those changes; it is kept tagged
+/// `t`. A page is served while its tag is at least the floor:
+/// * a change made in this process reads the new first page itself, keeps
+///   it, and only then raises the floor to its ticket — meanwhile operators
+///   are served the page from before (as if they had refreshed a moment
+///   earlier), and the operator who made the change, whose answer waits for
+///   it, never sees the page without it;
+/// * a change heard from another process (publish/subscribe), a subscription
+///   that (re)starts and a change whose page could not be read raise the
+///   floor at once: the next request reads the page again, one at a time.
 #[derive(Default)]
 struct Near {
-    /// Changes to the queue heard so far (a page read after the n-th is tagged n).
-    heard: AtomicU64,
+    /// Tickets handed out to changes so far.
+    tickets: AtomicU64,
+    /// Pages tagged below this are not served.
+    floor: AtomicU64,
     /// Subscribed to the changes channel. Without it the other processes'
     /// changes would go unheard, so the near cache is not used.
     listening: AtomicBool,
     pages: Mutex<HashMap<String, NearPage>>,
-    /// One refill at a time: when a change invalidates the page, the fifty
+    /// One read at a time: when the page must be read again, the fifty
     /// operators refreshing it wait for one read instead of all reading.
     refill: tokio::sync::Mutex<()>,
 }
 
 struct NearPage {
-    heard: u64,
+    ticket: u64,
     read_at: Instant,
     body: Bytes,
 }
 
+/// What the near cache has for a key.
+enum Kept {
+    /// Servable, and read less than [`NEAR_TTL`] ago.
+    Fresh(Bytes),
+    /// Servable, but due to be read again.
+    Due(Bytes),
+    Nothing,
+}
+
 impl Near {
-    fn lookup(&self, key: &str) -> Option<Bytes> {
-        let heard = self.heard.load(Ordering::Acquire);
+    fn lookup(&self, key: &str) -> Kept {
+        let floor = self.floor.load(Ordering::Acquire);
         let pages = self.pages.lock().expect("near pages");
-        pages
-            .get(key)
-            .filter(|p| p.heard == heard && p.read_at.elapsed() < NEAR_TTL)
-            .map(|p| p.body.clone())
+        match pages.get(key) {
+            Some(p) if p.ticket >= floor => {
+                let age = p.read_at.elapsed();
+                if age < NEAR_TTL {
+                    Kept::Fresh(p.body.clone())
+                } else if age < NEAR_MAX_AGE {
+                    Kept::Due(p.body.clone())
+                } else {
+                    Kept::Nothing
+                }
+            }
+            _ => Kept::Nothing,
+        }
     }
 
-    /// Keeps `body`, read when `heard` changes had been heard (a change heard
-    /// during the read makes it stale at once).
-    fn keep(&self, key: String, heard: u64, body: Bytes) {
+    /// The ticket a read starting now will be tagged with.
+    fn current(&self) -> u64 {
+        self.tickets.load(Ordering::Acquire)
+    }
+
+    /// A committed change: its ticket.
+    fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Pages tagged below `ticket` are no longer served.
+    fn raise_floor(&self, ticket: u64) {
+        self.floor.fetch_max(ticket, Ordering::AcqRel);
+    }
+
+    /// A change this process cannot read the page for (another process's, or
+    /// one missed): nothing kept before it is served again.
+    fn invalidate(&self) {
+        let t = self.ticket();
+        self.raise_floor(t);
+    }
+
+    /// Keeps `body`, read when `ticket` tickets had been handed out, unless a
+    /// page read later is kept already or the floor has passed it.
+    fn keep(&self, key: String, ticket: u64, body: Bytes) {
+        let floor = self.floor.load(Ordering::Acquire);
+        if ticket < floor {
+            return;
+        }
         let mut pages = self.pages.lock().expect("near pages");
-        // Pages of earlier generations are never served again.
-        pages.retain(|_, p| p.heard == heard);
-        if pages.len() < NEAR_MAX_PAGES {
+        if pages.get(&key).is_some_and(|p| p.ticket > ticket) {
+            return;
+        }
+        // Pages below the floor are never served again.
+        pages.retain(|_, p| p.ticket >= floor);
+        if pages.len() < NEAR_MAX_PAGES || pages.contains_key(&key) {
             pages.insert(
                 key,
                 NearPage {
-                    heard,
+                    ticket,
                     read_at: Instant::now(),
                     body,
                 },
             );
         }
-    }
-
-    fn heard_a_change(&self) {
-        self.heard.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -217,6 +279,9 @@ pub struct Feed {
     pub metrics: adapters::metrics::Metrics,
     live: broadcast::Sender<Arc<Change>>,
     near: Arc<Near>,
+    /// This process among the MES processes sharing the cache: its own
+    /// changes, heard back through publish/subscribe, are not news to it.
+    origin: Arc<str>,
 }
 
 impl Feed {
@@ -233,6 +298,7 @@ impl Feed {
             metrics,
             live: broadcast::channel(4096).0,
             near: Arc::new(Near::default()),
+            origin: uuid::Uuid::new_v4().to_string().into(),
         }
     }
 
@@ -248,15 +314,22 @@ impl Feed {
             match self.cache.subscribe(CHANNEL).await {
                 Ok(mut messages) => {
                     // Changes made while not subscribed were not heard.
-                    self.near.heard_a_change();
+                    self.near.invalidate();
                     self.near.listening.store(true, Ordering::Release);
                     while let Some(m) = messages.next().await {
-                        self.near.heard_a_change();
                         match serde_json::from_slice::<Change>(&m) {
-                            Ok(c) => {
+                            Ok(mut c) => {
+                                // This process's own changes were kept when made.
+                                if c.origin.as_deref() != Some(&*self.origin) {
+                                    self.near.invalidate();
+                                }
+                                c.origin = None;
                                 let _ = self.live.send(Arc::new(c));
                             }
-                            Err(e) => tracing::warn!(error = %e, "unreadable queue change ignored"),
+                            Err(e) => {
+                                self.near.invalidate();
+                                tracing::warn!(error = %e, "unreadable queue change ignored")
+                            }
                         }
                     }
                 }
@@ -268,58 +341,67 @@ impl Feed {
     }
 
     /// After a committed change to the queue: invalidate the cached first pages
-    /// (a confirmation also writes the new first page through), and tell every
-    /// console. A cache that cannot be reached is logged, never an error: the
-    /// database has the truth and the pages expire within [`PAGE_TTL`].
+    /// (a confirmation also writes the new first page through), keep the new
+    /// first page in this process, and tell every console. A cache that cannot
+    /// be reached is logged, never an error: the database has the truth and
+    /// the pages expire within [`PAGE_TTL`].
     pub async fn changed(&self, kind: &str, order_id: OrderId, operator: Option<&str>) {
         self.db.wrote(QUEUE_MARK).await;
-        // This process's next refresh must not show the page from before.
-        self.near.heard_a_change();
-        match self.cache.incr(GEN_KEY).await {
-            Ok(generation) if kind == "confirmed" => {
+        let generation = self.cache.incr(GEN_KEY).await;
+        if let Err(e) = &generation {
+            tracing::warn!(order_id = %order_id, error = %e, "queue cache not invalidated (cache unreachable)");
+        }
+        // Taken after the commit and after the shared cache moved on: a page
+        // read from now on shows this change.
+        let ticket = self.near.ticket();
+        let filter = Filter::default();
+        let fresh = async {
+            let page = list(self, self.db.pool(), &filter, None, DEFAULT_LIMIT).await?;
+            anyhow::Ok(Bytes::from(serde_json::to_vec(&page)?))
+        };
+        match fresh.await {
+            Ok(bytes) => {
+                self.near
+                    .keep(filter.key(DEFAULT_LIMIT), ticket, bytes.clone());
                 // Write-through: the default first page with the new order on top.
-                let filter = Filter::default();
-                let fresh = async {
-                    let page = list(self, self.db.pool(), &filter, None, DEFAULT_LIMIT).await?;
-                    let bytes = serde_json::to_vec(&page)?;
-                    self.cache
-                        .set(
-                            &page_key(generation, &filter, DEFAULT_LIMIT),
-                            &bytes,
-                            PAGE_TTL,
-                        )
+                if kind == "confirmed"
+                    && let Ok(g) = generation
+                    && let Err(e) = self
+                        .cache
+                        .set(&page_key(g, &filter, DEFAULT_LIMIT), &bytes, PAGE_TTL)
                         .await
-                };
-                if let Err(e) = fresh.await {
+                {
                     tracing::warn!(order_id = %order_id, error = %e, "first page not written through to the cache");
                 }
             }
-            Ok(_) => {}
             Err(e) => {
-                tracing::warn!(order_id = %order_id, error = %e, "queue cache not invalidated (cache unreachable)")
+                tracing::warn!(order_id = %order_id, error = %e, "first page not read after a change; read on the next refresh")
             }
         }
-        // And again now that the shared cache has moved on: a near page filled
-        // in between may have come from the shared cache's old generation.
-        self.near.heard_a_change();
+        // From now on nothing read before this change is served here.
+        self.near.raise_floor(ticket);
         let change = Change {
             kind: kind.to_string(),
             order_id,
             operator: operator.map(str::to_string),
             at: domain::rfc3339(domain::now()),
+            origin: Some(self.origin.to_string()),
         };
         let bytes = serde_json::to_vec(&change).expect("serialisable");
         if let Err(e) = self.cache.publish(CHANNEL, &bytes).await {
             // Other processes will not hear it; this one's consoles still do.
             tracing::warn!(order_id = %order_id, error = %e, "queue change not published; telling local consoles only");
-            let _ = self.live.send(Arc::new(change));
+            let _ = self.live.send(Arc::new(Change {
+                origin: None,
+                ..change
+            }));
         }
     }
 
-    /// The first page for `filter`: from this process's memory while no change
-    /// has been heard since it was read, else from the shared cache, else from
-    /// the database (the replica when it has caught up), then cached
-    /// (cache-aside). The page as JSON, and where it came from.
+    /// The first page for `filter`: from this process's memory (see [`Near`]),
+    /// else from the shared cache, else from the database (the replica when it
+    /// has caught up), then cached (cache-aside). The page as JSON, and where
+    /// it came from.
     pub async fn first_page(
         &self,
         filter: &Filter,
@@ -329,22 +411,36 @@ impl Feed {
             return self.shared_first_page(filter, limit).await;
         }
         let key = filter.key(limit);
-        if let Some(body) = self.near.lookup(&key) {
-            self.metrics.cache_hit("queue");
-            return Ok((body, CacheOutcome::Hit));
-        }
-        let _refill = self.near.refill.lock().await;
-        // Somebody else may have refilled it while this request waited.
-        if let Some(body) = self.near.lookup(&key) {
-            self.metrics.cache_hit("queue");
-            return Ok((body, CacheOutcome::Hit));
-        }
-        let heard = self.near.heard.load(Ordering::Acquire);
+        let _refill = match self.near.lookup(&key) {
+            Kept::Fresh(body) => {
+                self.metrics.cache_hit("queue");
+                return Ok((body, CacheOutcome::Hit));
+            }
+            // Due to be read again: one request reads it, the others are
+            // served what is kept meanwhile.
+            Kept::Due(body) => match self.near.refill.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    self.metrics.cache_hit("queue");
+                    return Ok((body, CacheOutcome::Hit));
+                }
+            },
+            Kept::Nothing => {
+                let guard = self.near.refill.lock().await;
+                // Somebody else may have read it while this request waited.
+                if let Kept::Fresh(body) | Kept::Due(body) = self.near.lookup(&key) {
+                    self.metrics.cache_hit("queue");
+                    return Ok((body, CacheOutcome::Hit));
+                }
+                guard
+            }
+        };
+        let ticket = self.near.current();
         let (body, outcome) = self.shared_first_page(filter, limit).await?;
         // A page read around the shared cache (unreachable) is not kept: the
         // changes of other processes may not be heard while it is away.
         if outcome != CacheOutcome::Bypass {
-            self.near.keep(key, heard, body.clone());
+            self.near.keep(key, ticket, body.clone());
         }
         Ok((body, outcome))
     }
@@ -821,4 +917,79 @@ pub async fn advance(
     state.relay.kick();
     tracing::info!(order_id = %id, status = %to, "production status changed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(near: &Near, key: &str) -> Option<Bytes> {
+        match near.lookup(key) {
+            Kept::Fresh(b) | Kept::Due(b) => Some(b),
+            Kept::Nothing => None,
+        }
+    }
+
+    #[test]
+    fn a_change_of_this_process_replaces_the_page_without_a_gap() {
+        let near = Near::default();
+        near.keep("k".into(), near.current(), Bytes::from_static(b"before"));
+        // A change committed: while its page is being read, the page from
+        // before is still served (nobody waits)...
+        let t = near.ticket();
+        assert_eq!(served(&near, "k").as_deref(), Some(&b"before"[..]));
+        // ...a read that started before the change cannot replace a later one...
+        near.keep("k".into(), t, Bytes::from_static(b"after"));
+        near.keep("k".into(), t - 1, Bytes::from_static(b"late read"));
+        near.raise_floor(t);
+        assert_eq!(served(&near, "k").as_deref(), Some(&b"after"[..]));
+        // ...and once the change is done, a page read before it is never kept.
+        near.keep("other".into(), t - 1, Bytes::from_static(b"old"));
+        assert_eq!(served(&near, "other"), None);
+    }
+
+    #[test]
+    fn other_filters_are_read_again_after_a_change() {
+        let near = Near::default();
+        near.keep(
+            "m=AU585Y".into(),
+            near.current(),
+            Bytes::from_static(b"gold"),
+        );
+        let t = near.ticket();
+        near.keep("default".into(), t, Bytes::from_static(b"new"));
+        near.raise_floor(t);
+        assert_eq!(served(&near, "m=AU585Y"), None, "read before the change");
+        assert_eq!(served(&near, "default").as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn a_change_heard_from_elsewhere_retires_every_page_at_once() {
+        let near = Near::default();
+        near.keep("k".into(), near.current(), Bytes::from_static(b"page"));
+        near.invalidate();
+        assert_eq!(served(&near, "k"), None);
+        // A read that started before it heard the change is not kept either.
+        near.keep("k".into(), near.current() - 1, Bytes::from_static(b"page"));
+        assert_eq!(served(&near, "k"), None);
+        near.keep("k".into(), near.current(), Bytes::from_static(b"fresh"));
+        assert_eq!(served(&near, "k").as_deref(), Some(&b"fresh"[..]));
+    }
+
+    #[test]
+    fn an_old_page_is_due_then_no_longer_served() {
+        let near = Near::default();
+        let at = |age: std::time::Duration| NearPage {
+            ticket: 0,
+            read_at: Instant::now() - age,
+            body: Bytes::from_static(b"page"),
+        };
+        let lookup = |age| {
+            near.pages.lock().unwrap().insert("k".into(), at(age));
+            near.lookup("k")
+        };
+        assert!(matches!(lookup(std::time::Duration::ZERO), Kept::Fresh(_)));
+        assert!(matches!(lookup(NEAR_TTL), Kept::Due(_)));
+        assert!(matches!(lookup(NEAR_MAX_AGE), Kept::Nothing));
+    }
 }

@@ -275,18 +275,26 @@ async fn the_first_page_is_cached_filtered_and_invalidated_by_a_take() {
         assert_eq!(e["error"]["field"], field, "{q}");
     }
 
-    // A take invalidates: the next first page no longer has the order.
+    // A take invalidates every cached first page: the taker's next first
+    // page no longer has the order, and a filter's page cached before the
+    // take is read again.
+    let (_, _, gold_page) = get("/mes/api/queue?material=AU750Y".into()).await;
+    assert_eq!(only(&gold_page), gold);
+    let (_, cache, _) = get("/mes/api/queue?material=AU750Y".into()).await;
+    assert_eq!(cache, "hit");
     let (s, _) = app
         .post(&op, &format!("/mes/api/orders/{}/take", gold[0]), None)
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, cache, after) = get("/mes/api/queue".into()).await;
-    assert_ne!(cache, "hit", "invalidated by the take");
+    let (_, _, after) = get("/mes/api/queue".into()).await;
     assert_eq!(only(&after), {
         let mut v = only(&first);
         v.retain(|id| id != &gold[0]);
         v
     });
+    let (_, cache, gold_after) = get("/mes/api/queue?material=AU750Y".into()).await;
+    assert_ne!(cache, "hit", "invalidated by the take");
+    assert_eq!(only(&gold_after), Vec::<String>::new());
     app.stop().await;
 }
 
