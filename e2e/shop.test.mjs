@@ -180,6 +180,40 @@ async function login(page, { email, password }) {
   assert.doesNotMatch(new URL(page.url()).pathname, /^\/login/, `login as ${email} failed`);
 }
 
+/** An operator console open in its own browser context, live (its event stream connected). */
+async function openConsole(name) {
+  const context = await browser.newContext({ locale: 'ru-RU' });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  await login(page, OPERATOR);
+  await page.goto(`${server.baseUrl}/mes`);
+  await page.waitForSelector('html[data-live-connected]');
+  // Gone if the page is ever reloaded: what changes must change without a reload.
+  await page.evaluate(() => { window.__notReloaded = true; });
+  return {
+    page,
+    name,
+    async notReloaded() {
+      assert.equal(await page.evaluate(() => window.__notReloaded === true), true, `${name} was reloaded`);
+    },
+    async close() { await context.close(); },
+  };
+}
+
+/** Milliseconds from `since` until `selector` is in (or, with state 'detached', gone from) the page; fails after `limitMs` from `since`. */
+async function within(page, selector, state, since, limitMs, what) {
+  try {
+    await page.waitForSelector(selector, { state, timeout: Math.max(1, since + limitMs - Date.now()) });
+  } catch (e) {
+    await shot(page, `live-FAILED`);
+    throw new Error(`${what}: not within ${limitMs} ms (${e.message.split('\n')[0]})`);
+  }
+  return Date.now() - since;
+}
+
+// The queue is live: a change reaches every open console within a second.
+const LIVE_LIMIT_MS = 1_000;
+
 // ------------------------------------------------------------------- hooks
 
 before(async () => {
@@ -260,8 +294,23 @@ test('customer registers, uploads a ring, gets a price and confirms the order', 
     assert.match(weight, /\d/, `#weight should hold a number, got "${weight}"`);
     assert.equal(await page.locator('#cancel').count(), 1, 'a cancel button beside confirm');
 
+    // Two operators' consoles are open while the customer confirms.
+    const consoles = [await openConsole('console A'), await openConsole('console B')];
+    const queuedRow = `#queue tr[data-order="${orderId}"]`;
+    for (const c of consoles) assert.equal(await c.page.locator(queuedRow).count(), 0, `${c.name}: not queued before confirming`);
+
     // Confirm.
+    const pressed = Date.now();
     await submit(page, page.locator('#confirm'));
+    try {
+      for (const c of consoles) {
+        const ms = await within(c.page, queuedRow, 'attached', pressed, LIVE_LIMIT_MS, `${c.name}: the confirmed order appears without a reload`);
+        await c.notReloaded();
+        console.log(`live: the confirmed order appeared in ${c.name} ${ms} ms after the customer pressed confirm`);
+      }
+    } finally {
+      for (const c of consoles) await c.close();
+    }
     assert.equal(new URL(page.url()).pathname, path, 'confirming should come back to the order page');
     await page.waitForSelector('#status[data-status="CONFIRMED"]');
     for (const s of ['PRICING', 'AWAITING_CONFIRMATION', 'CONFIRMED']) {
@@ -318,7 +367,19 @@ test('operator takes the confirmed order and ships it; the customer sees SHIPPED
     assert.equal(await queued.count(), 1, 'the confirmed order is in the operator queue');
     await milestone('queue');
 
-    await submit(page, queued.locator('form button[type=submit]'));
+    // Another console shows the order too; it must drop it when this one takes it.
+    const other = await openConsole('the other console');
+    const row = `#queue tr[data-order="${orderId}"]`;
+    assert.equal(await other.page.locator(row).count(), 1, 'the other console shows the order');
+    try {
+      const pressed = Date.now();
+      await submit(page, queued.locator('form button[type=submit]'));
+      const ms = await within(other.page, row, 'detached', pressed, LIVE_LIMIT_MS, 'the taken order leaves the other console without a reload');
+      await other.notReloaded();
+      console.log(`live: the taken order left the other console ${ms} ms after the operator pressed take`);
+    } finally {
+      await other.close();
+    }
     assert.equal(new URL(page.url()).pathname, '/mes', 'taking an order comes back to /mes');
     const mine = page.locator(`#my-work tr[data-order="${orderId}"]`);
     assert.equal(await mine.count(), 1, 'the taken order is in #my-work');

@@ -35,6 +35,10 @@
   es.addEventListener('taken', gone);
   // After a reconnect, changes may have been missed while away.
   var connected = 0;
-  es.addEventListener('ready', function () { if (connected++) refresh(); });
+  es.addEventListener('ready', function () {
+    if (connected++) refresh();
+    // Says the console hears changes now (and how many times it connected).
+    document.documentElement.setAttribute('data-live-connected', String(connected));
+  });
   document.documentElement.setAttribute('data-live', '1');
 })();
