@@ -16,6 +16,9 @@ use tokio::sync::broadcast;
 /// A stream of messages published on one channel.
 pub type Messages = BoxStream<'static, Vec<u8>>;
 
+/// The message a subscription yields when messages may have been lost.
+pub const GAP: &[u8] = b"";
+
 /// The cache port.
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
@@ -33,6 +36,9 @@ pub trait Cache: Send + Sync + 'static {
     /// Messages published on `channel` from now on. The stream lives as long as
     /// the caller holds it and survives the backend's restarts (messages sent
     /// while it was away are lost: subscribers must treat a message as a hint).
+    /// An empty message ([`GAP`]) says that messages may have been lost since
+    /// the last one (the subscription was re-established, or the subscriber
+    /// fell too far behind).
     async fn subscribe(&self, channel: &str) -> anyhow::Result<Messages>;
     /// Readiness probe.
     async fn ping(&self) -> anyhow::Result<()>;
@@ -137,13 +143,11 @@ impl Cache for MemoryCache {
     async fn subscribe(&self, channel: &str) -> anyhow::Result<Messages> {
         let rx = self.sender(channel).subscribe();
         Ok(futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(m) => return Some((m, rx)),
-                    // A slow subscriber missed some: the next message still counts.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+            match rx.recv().await {
+                Ok(m) => Some((m, rx)),
+                // A slow subscriber missed some: say so.
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((GAP.to_vec(), rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
             }
         })
         .boxed())
@@ -264,8 +268,14 @@ async fn pump(
             Ok(Ok(ps)) => {
                 delay = Duration::from_millis(100);
                 tracing::debug!(%channel, "subscribed to Redis channel");
-                if let Some(r) = ready.take() {
-                    let _ = r.send(());
+                match ready.take() {
+                    Some(r) => {
+                        let _ = r.send(());
+                    }
+                    // Subscribed again: what was published meanwhile is lost.
+                    None => {
+                        let _ = tx.send(GAP.to_vec());
+                    }
                 }
                 let mut stream = ps.into_on_message();
                 loop {
@@ -355,12 +365,11 @@ impl Cache for RedisCache {
             tracing::warn!(%channel, "Redis subscription not confirmed yet; continuing");
         }
         Ok(futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(m) => return Some((m, rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+            match rx.recv().await {
+                Ok(m) => Some((m, rx)),
+                // A slow subscriber missed some: say so.
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((GAP.to_vec(), rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
             }
         })
         .boxed())

@@ -131,6 +131,31 @@ async fn pubsub(backend: &str) {
     }
 }
 
+/// A subscriber that falls too far behind is told that it missed messages
+/// (an empty message), and then hears what comes next.
+async fn a_slow_subscriber_hears_of_the_gap(backend: &str) {
+    let c = open(backend, &prefix()).await;
+    let mut s = c.subscribe("busy").await.unwrap();
+    for i in 0..3000 {
+        c.publish("busy", format!("m{i}").as_bytes()).await.unwrap();
+    }
+    c.publish("busy", b"last").await.unwrap();
+    let mut gaps = 0;
+    let mut heard = 0;
+    loop {
+        let m = next(&mut s).await.expect("the last message arrives");
+        if m.as_slice() == adapters::cache::GAP {
+            gaps += 1;
+        } else if m == b"last" {
+            break;
+        } else {
+            heard += 1;
+        }
+    }
+    assert!(gaps >= 1, "the gap is told ({heard} of 3000 heard)");
+    assert!(heard < 3000, "messages were missed: {heard}");
+}
+
 macro_rules! on_both {
     ($($name:ident),*) => {
         mod memory {
@@ -142,7 +167,14 @@ macro_rules! on_both {
     };
 }
 
-on_both!(values, expiry, counters, prefixes_isolate, pubsub);
+on_both!(
+    values,
+    expiry,
+    counters,
+    prefixes_isolate,
+    pubsub,
+    a_slow_subscriber_hears_of_the_gap
+);
 
 /// A Redis that cannot be reached fails each call quickly (the queue then reads
 /// the database), and does not fail to open.
