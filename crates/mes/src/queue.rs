@@ -239,6 +239,10 @@ impl Near {
         self.raise_floor(t);
     }
 
+    fn forget(&self, key: &str) {
+        self.pages.lock().expect("near pages").remove(key);
+    }
+
     /// Keeps `body`, read when `ticket` tickets had been handed out, unless a
     /// page read later is kept already or the floor has passed it.
     fn keep(&self, key: String, ticket: u64, body: Bytes) {
@@ -250,8 +254,8 @@ impl Near {
         if pages.get(&key).is_some_and(|p| p.ticket > ticket) {
             return;
         }
-        // Pages below the floor are never served again.
-        pages.retain(|_, p| p.ticket >= floor);
+        // Pages below the floor or too old are never served again.
+        pages.retain(|_, p| p.ticket >= floor && p.read_at.elapsed() < NEAR_MAX_AGE);
         if pages.len() < NEAR_MAX_PAGES || pages.contains_key(&key) {
             pages.insert(
                 key,
@@ -282,6 +286,9 @@ pub struct Feed {
     /// This process among the MES processes sharing the cache: its own
     /// changes, heard back through publish/subscribe, are not news to it.
     origin: Arc<str>,
+    /// Until then the shared cache's pages are not read (an invalidation of
+    /// it failed, so a page of the old generation may still be there).
+    distrust_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Feed {
@@ -299,6 +306,7 @@ impl Feed {
             live: broadcast::channel(4096).0,
             near: Arc::new(Near::default()),
             origin: uuid::Uuid::new_v4().to_string().into(),
+            distrust_until: Default::default(),
         }
     }
 
@@ -317,6 +325,11 @@ impl Feed {
                     self.near.invalidate();
                     self.near.listening.store(true, Ordering::Release);
                     while let Some(m) = messages.next().await {
+                        if m.as_slice() == adapters::cache::GAP {
+                            // Changes may have been missed: nothing kept is trusted.
+                            self.near.invalidate();
+                            continue;
+                        }
                         match serde_json::from_slice::<Change>(&m) {
                             Ok(mut c) => {
                                 // This process's own changes were kept when made.
@@ -346,9 +359,27 @@ impl Feed {
     /// be reached is logged, never an error: the database has the truth and
     /// the pages expire within [`PAGE_TTL`].
     pub async fn changed(&self, kind: &str, order_id: OrderId, operator: Option<&str>) {
+        // Done to the end even if the caller goes away (a client that
+        // disconnects mid-take): a change whose floor is never raised would
+        // leave this process serving pages from before it.
+        let feed = self.clone();
+        let kind = kind.to_string();
+        let operator = operator.map(str::to_string);
+        let done =
+            tokio::spawn(async move { feed.announce(&kind, order_id, operator.as_deref()).await });
+        if let Err(e) = done.await {
+            tracing::error!(order_id = %order_id, error = %e, "telling of a queue change failed");
+            self.near.invalidate();
+        }
+    }
+
+    async fn announce(&self, kind: &str, order_id: OrderId, operator: Option<&str>) {
         self.db.wrote(QUEUE_MARK).await;
         let generation = self.cache.incr(GEN_KEY).await;
         if let Err(e) = &generation {
+            // It may still be applied later, or never: until the pages of the
+            // old generation have expired, the shared cache is not read.
+            self.distrust_shared_cache();
             tracing::warn!(order_id = %order_id, error = %e, "queue cache not invalidated (cache unreachable)");
         }
         // Taken after the commit and after the shared cache moved on: a page
@@ -398,6 +429,22 @@ impl Feed {
         }
     }
 
+    fn distrust_shared_cache(&self) {
+        *self.distrust_until.lock().expect("distrust") = Some(Instant::now() + PAGE_TTL);
+    }
+
+    fn shared_cache_trusted(&self) -> bool {
+        let mut until = self.distrust_until.lock().expect("distrust");
+        match *until {
+            Some(t) if Instant::now() < t => false,
+            Some(_) => {
+                *until = None;
+                true
+            }
+            None => true,
+        }
+    }
+
     /// The first page for `filter`: from this process's memory (see [`Near`]),
     /// else from the shared cache, else from the database (the replica when it
     /// has caught up), then cached (cache-aside). The page as JSON, and where
@@ -411,7 +458,7 @@ impl Feed {
             return self.shared_first_page(filter, limit).await;
         }
         let key = filter.key(limit);
-        let _refill = match self.near.lookup(&key) {
+        let (_refill, due) = match self.near.lookup(&key) {
             Kept::Fresh(body) => {
                 self.metrics.cache_hit("queue");
                 return Ok((body, CacheOutcome::Hit));
@@ -419,7 +466,7 @@ impl Feed {
             // Due to be read again: one request reads it, the others are
             // served what is kept meanwhile.
             Kept::Due(body) => match self.near.refill.try_lock() {
-                Ok(guard) => guard,
+                Ok(guard) => (guard, Some(body)),
                 Err(_) => {
                     self.metrics.cache_hit("queue");
                     return Ok((body, CacheOutcome::Hit));
@@ -432,17 +479,34 @@ impl Feed {
                     self.metrics.cache_hit("queue");
                     return Ok((body, CacheOutcome::Hit));
                 }
-                guard
+                (guard, None)
             }
         };
         let ticket = self.near.current();
-        let (body, outcome) = self.shared_first_page(filter, limit).await?;
-        // A page read around the shared cache (unreachable) is not kept: the
-        // changes of other processes may not be heard while it is away.
-        if outcome != CacheOutcome::Bypass {
-            self.near.keep(key, ticket, body.clone());
+        match self.shared_first_page(filter, limit).await {
+            // A page read around the shared cache (unreachable or distrusted)
+            // is not kept, and neither is the one before it: changes of other
+            // processes may go unheard meanwhile.
+            Ok((body, CacheOutcome::Bypass)) => {
+                self.near.forget(&key);
+                Ok((body, CacheOutcome::Bypass))
+            }
+            Ok((body, outcome)) => {
+                self.near.keep(key, ticket, body.clone());
+                Ok((body, outcome))
+            }
+            // The database cannot be read: this request gets the page kept
+            // (at most NEAR_MAX_AGE old), the next ones will try again.
+            Err(e) => match due {
+                Some(body) => {
+                    tracing::warn!(error = %e, "first page not read again; serving the one kept");
+                    self.near.forget(&key);
+                    self.metrics.cache_hit("queue");
+                    Ok((body, CacheOutcome::Hit))
+                }
+                None => Err(e),
+            },
         }
-        Ok((body, outcome))
     }
 
     /// The first page from the shared cache, else from the database.
@@ -451,6 +515,11 @@ impl Feed {
         filter: &Filter,
         limit: i64,
     ) -> anyhow::Result<(Bytes, CacheOutcome)> {
+        if !self.shared_cache_trusted() {
+            let pool = self.db.reader(QUEUE_MARK).await;
+            let page = list(self, pool, filter, None, limit).await?;
+            return Ok((serde_json::to_vec(&page)?.into(), CacheOutcome::Bypass));
+        }
         let generation = match self.cache.get(GEN_KEY).await {
             Ok(g) => g
                 .and_then(|b| String::from_utf8(b).ok())
@@ -976,12 +1045,85 @@ mod tests {
         assert_eq!(served(&near, "k").as_deref(), Some(&b"fresh"[..]));
     }
 
+    /// The in-process cache, whose INCR can be made to fail (as a Redis
+    /// command that times out does).
+    struct FlakyCache {
+        inner: adapters::cache::MemoryCache,
+        fail_incr: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Cache for FlakyCache {
+        async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+            self.inner.get(key).await
+        }
+        async fn set(&self, key: &str, v: &[u8], ttl: std::time::Duration) -> anyhow::Result<()> {
+            self.inner.set(key, v, ttl).await
+        }
+        async fn delete(&self, key: &str) -> anyhow::Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn incr(&self, key: &str) -> anyhow::Result<i64> {
+            anyhow::ensure!(
+                !self.fail_incr.load(Ordering::SeqCst),
+                "timed out after 250 ms"
+            );
+            self.inner.incr(key).await
+        }
+        async fn publish(&self, channel: &str, m: &[u8]) -> anyhow::Result<()> {
+            self.inner.publish(channel, m).await
+        }
+        async fn subscribe(&self, channel: &str) -> anyhow::Result<adapters::cache::Messages> {
+            self.inner.subscribe(channel).await
+        }
+        async fn ping(&self) -> anyhow::Result<()> {
+            self.inner.ping().await
+        }
+        fn backend(&self) -> &'static str {
+            "memory"
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_invalidation_the_shared_pages_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = adapters::db::sqlite_url(&dir.path().join("mes.db"));
+        let db = Db::connect(&url, crate::migrations::MIGRATIONS)
+            .await
+            .unwrap();
+        let cache = Arc::new(FlakyCache {
+            inner: adapters::cache::MemoryCache::new("t:"),
+            fail_incr: AtomicBool::new(false),
+        });
+        let feed = Feed::new(
+            db,
+            cache.clone(),
+            SlaPolicy::default(),
+            adapters::metrics::Metrics::new(),
+        );
+        let filter = Filter::default();
+        // A page of the current generation that a change is about to make stale.
+        let stale = br#"{"orders":[],"next_cursor":"from before the take"}"#;
+        cache
+            .set(&page_key(0, &filter, 20), stale, PAGE_TTL)
+            .await
+            .unwrap();
+        let (body, outcome) = feed.first_page(&filter, 20).await.unwrap();
+        assert_eq!((&body[..], outcome), (&stale[..], CacheOutcome::Hit));
+
+        cache.fail_incr.store(true, Ordering::SeqCst);
+        feed.changed("taken", OrderId::new(), Some("Olga")).await;
+        let (body, outcome) = feed.first_page(&filter, 20).await.unwrap();
+        assert_eq!(outcome, CacheOutcome::Bypass, "read from the database");
+        assert_ne!(&body[..], &stale[..]);
+    }
+
     #[test]
     fn an_old_page_is_due_then_no_longer_served() {
         let near = Near::default();
         let at = |age: std::time::Duration| NearPage {
             ticket: 0,
-            read_at: Instant::now() - age,
+            read_at: Instant::now().checked_sub(age).expect("the clock runs"),
             body: Bytes::from_static(b"page"),
         };
         let lookup = |age| {
