@@ -171,7 +171,14 @@ impl Db {
                 marks.retain(|_, (_, at)| at.elapsed() < MARK_TTL);
                 // No LSN (cannot happen on a primary): pin the caller to the
                 // primary for the mark's lifetime.
-                marks.insert(key.to_string(), (lsn.unwrap_or(u64::MAX), Instant::now()));
+                let lsn = lsn.unwrap_or(u64::MAX);
+                // Two writes of one key at once: the later position stands,
+                // whichever of them gets here last.
+                let keep = marks
+                    .get(key)
+                    .filter(|(_, at)| at.elapsed() < MARK_TTL)
+                    .map_or(lsn, |(seen, _)| (*seen).max(lsn));
+                marks.insert(key.to_string(), (keep, Instant::now()));
             }
             Err(e) => tracing::warn!(error = %e, "could not read the primary's WAL position"),
         }
@@ -206,7 +213,11 @@ impl Db {
             .and_then(|t| parse_lsn(&t));
         match replayed {
             Some(lsn) if lsn >= mark => {
-                replica.marks.lock().expect("marks").remove(key);
+                // Only the mark that was passed: a write noted meanwhile stays.
+                let mut marks = replica.marks.lock().expect("marks");
+                if marks.get(key).is_some_and(|(m, _)| *m <= lsn) {
+                    marks.remove(key);
+                }
                 (&replica.pool, ReadFrom::Replica)
             }
             _ => (&self.pool, ReadFrom::Primary),
