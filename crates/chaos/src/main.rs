@@ -3,7 +3,8 @@
 //! through their whole life — uploads with Idempotency-Key, retried on errors,
 //! some sent twice on purpose; confirmations; operators taking and finishing
 //! orders — while injecting faults at moments drawn from a printed seed:
-//! kill -9 of pricing workers, mes and crm; RabbitMQ and PostgreSQL restarts;
+//! kill -9 of pricing workers, mes, crm and the notifier; RabbitMQ and
+//! PostgreSQL restarts;
 //! poison messages. Then it drains and checks, in Jepsen's words, that nothing
 //! was lost, duplicated, stuck or unexpected; that the dead letters hold only
 //! the poison; that the outboxes are empty; that CRM and MES agree.
@@ -238,6 +239,7 @@ enum Fault {
     KillPricing,
     KillMes,
     KillCrm,
+    KillNotifier,
     RestartRabbit,
     RestartPostgres,
     RestartRedis,
@@ -656,6 +658,7 @@ async fn main() -> anyhow::Result<()> {
         Fault::KillPricing,
         Fault::KillMes,
         Fault::KillCrm,
+        Fault::KillNotifier,
         Fault::RestartRabbit,
         Fault::RestartPostgres,
         Fault::RestartRedis,
@@ -694,10 +697,11 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(gap)).await;
                 let result: anyhow::Result<()> = async {
                     match fault {
-                        Fault::KillPricing | Fault::KillMes | Fault::KillCrm => {
+                        Fault::KillPricing | Fault::KillMes | Fault::KillCrm | Fault::KillNotifier => {
                             let name = match fault {
                                 Fault::KillMes => "mes",
                                 Fault::KillCrm => "crm",
+                                Fault::KillNotifier => "notifier",
                                 _ => if rng.random_bool(0.5) { "pricing-1" } else { "pricing-2" },
                             };
                             dep.kill9(name);
