@@ -19,6 +19,19 @@ pub type Messages = BoxStream<'static, Vec<u8>>;
 /// The message a subscription yields when messages may have been lost.
 pub const GAP: &[u8] = b"";
 
+/// A subscriber's stream of one channel's messages ([`GAP`] when it fell
+/// too far behind and missed some).
+fn messages(rx: broadcast::Receiver<Vec<u8>>) -> Messages {
+    futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(m) => Some((m, rx)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some((GAP.to_vec(), rx)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    })
+    .boxed()
+}
+
 /// The cache port.
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
@@ -141,16 +154,7 @@ impl Cache for MemoryCache {
     }
 
     async fn subscribe(&self, channel: &str) -> anyhow::Result<Messages> {
-        let rx = self.sender(channel).subscribe();
-        Ok(futures::stream::unfold(rx, |mut rx| async move {
-            match rx.recv().await {
-                Ok(m) => Some((m, rx)),
-                // A slow subscriber missed some: say so.
-                Err(broadcast::error::RecvError::Lagged(_)) => Some((GAP.to_vec(), rx)),
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        })
-        .boxed())
+        Ok(messages(self.sender(channel).subscribe()))
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
@@ -364,15 +368,7 @@ impl Cache for RedisCache {
         {
             tracing::warn!(%channel, "Redis subscription not confirmed yet; continuing");
         }
-        Ok(futures::stream::unfold(rx, |mut rx| async move {
-            match rx.recv().await {
-                Ok(m) => Some((m, rx)),
-                // A slow subscriber missed some: say so.
-                Err(broadcast::error::RecvError::Lagged(_)) => Some((GAP.to_vec(), rx)),
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        })
-        .boxed())
+        Ok(messages(rx))
     }
 
     async fn ping(&self) -> anyhow::Result<()> {

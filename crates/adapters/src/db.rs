@@ -174,10 +174,7 @@ impl Db {
                 let lsn = lsn.unwrap_or(u64::MAX);
                 // Two writes of one key at once: the later position stands,
                 // whichever of them gets here last.
-                let keep = marks
-                    .get(key)
-                    .filter(|(_, at)| at.elapsed() < MARK_TTL)
-                    .map_or(lsn, |(seen, _)| (*seen).max(lsn));
+                let keep = marks.get(key).map_or(lsn, |(seen, _)| (*seen).max(lsn));
                 marks.insert(key.to_string(), (keep, Instant::now()));
             }
             Err(e) => tracing::warn!(error = %e, "could not read the primary's WAL position"),

@@ -161,6 +161,7 @@ async fn measure(
 
 fn report(name: &str, s: &Stats, seconds: u64) -> f64 {
     let p99 = pct(&s.ms, 99.0);
+    let answered = s.ms.len() as u64 - s.unsent;
     let unsent = if s.unsent > 0 {
         format!(
             " unsent={} (behind schedule at the end, counted at their wait so far)",
@@ -171,9 +172,9 @@ fn report(name: &str, s: &Stats, seconds: u64) -> f64 {
     };
     println!(
         "{name:<6} requests={:<7} errors={:<4} rps={:<8.0} p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2}{unsent}",
-        s.ms.len() as u64 - s.unsent,
+        answered,
         s.errors,
-        (s.ms.len() as u64 - s.unsent) as f64 / seconds as f64,
+        answered as f64 / seconds as f64,
         pct(&s.ms, 50.0),
         pct(&s.ms, 95.0),
         p99,

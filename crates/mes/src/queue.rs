@@ -363,17 +363,15 @@ impl Feed {
         // disconnects mid-take): a change whose floor is never raised would
         // leave this process serving pages from before it.
         let feed = self.clone();
-        let kind = kind.to_string();
-        let operator = operator.map(str::to_string);
-        let done =
-            tokio::spawn(async move { feed.announce(&kind, order_id, operator.as_deref()).await });
+        let (kind, operator) = (kind.to_string(), operator.map(str::to_string));
+        let done = tokio::spawn(async move { feed.announce(kind, order_id, operator).await });
         if let Err(e) = done.await {
             tracing::error!(order_id = %order_id, error = %e, "telling of a queue change failed");
             self.near.invalidate();
         }
     }
 
-    async fn announce(&self, kind: &str, order_id: OrderId, operator: Option<&str>) {
+    async fn announce(&self, kind: String, order_id: OrderId, operator: Option<String>) {
         self.db.wrote(QUEUE_MARK).await;
         let generation = self.cache.incr(GEN_KEY).await;
         if let Err(e) = &generation {
@@ -386,11 +384,7 @@ impl Feed {
         // read from now on shows this change.
         let ticket = self.near.ticket();
         let filter = Filter::default();
-        let fresh = async {
-            let page = list(self, self.db.pool(), &filter, None, DEFAULT_LIMIT).await?;
-            anyhow::Ok(Bytes::from(serde_json::to_vec(&page)?))
-        };
-        match fresh.await {
+        match self.read_page(self.db.pool(), &filter, DEFAULT_LIMIT).await {
             Ok(bytes) => {
                 self.near
                     .keep(filter.key(DEFAULT_LIMIT), ticket, bytes.clone());
@@ -412,9 +406,9 @@ impl Feed {
         // From now on nothing read before this change is served here.
         self.near.raise_floor(ticket);
         let change = Change {
-            kind: kind.to_string(),
+            kind,
             order_id,
-            operator: operator.map(str::to_string),
+            operator,
             at: domain::rfc3339(domain::now()),
             origin: Some(self.origin.to_string()),
         };
@@ -434,15 +428,10 @@ impl Feed {
     }
 
     fn shared_cache_trusted(&self) -> bool {
-        let mut until = self.distrust_until.lock().expect("distrust");
-        match *until {
-            Some(t) if Instant::now() < t => false,
-            Some(_) => {
-                *until = None;
-                true
-            }
-            None => true,
-        }
+        self.distrust_until
+            .lock()
+            .expect("distrust")
+            .is_none_or(|t| Instant::now() >= t)
     }
 
     /// The first page for `filter`: from this process's memory (see [`Near`]),
@@ -509,6 +498,27 @@ impl Feed {
         }
     }
 
+    /// The first page for `filter` from `pool`, as JSON.
+    async fn read_page(
+        &self,
+        pool: &AnyPool,
+        filter: &Filter,
+        limit: i64,
+    ) -> anyhow::Result<Bytes> {
+        let page = list(self, pool, filter, None, limit).await?;
+        Ok(serde_json::to_vec(&page)?.into())
+    }
+
+    /// The first page from the database (the replica once it has this
+    /// process's last change), around the shared cache.
+    async fn bypass(&self, filter: &Filter, limit: i64) -> anyhow::Result<(Bytes, CacheOutcome)> {
+        let pool = self.db.reader(QUEUE_MARK).await;
+        Ok((
+            self.read_page(pool, filter, limit).await?,
+            CacheOutcome::Bypass,
+        ))
+    }
+
     /// The first page from the shared cache, else from the database.
     async fn shared_first_page(
         &self,
@@ -516,9 +526,7 @@ impl Feed {
         limit: i64,
     ) -> anyhow::Result<(Bytes, CacheOutcome)> {
         if !self.shared_cache_trusted() {
-            let pool = self.db.reader(QUEUE_MARK).await;
-            let page = list(self, pool, filter, None, limit).await?;
-            return Ok((serde_json::to_vec(&page)?.into(), CacheOutcome::Bypass));
+            return self.bypass(filter, limit).await;
         }
         let generation = match self.cache.get(GEN_KEY).await {
             Ok(g) => g
@@ -527,9 +535,7 @@ impl Feed {
                 .unwrap_or(0),
             Err(e) => {
                 tracing::warn!(error = %e, "queue cache unreachable; reading the database");
-                let pool = self.db.reader(QUEUE_MARK).await;
-                let page = list(self, pool, filter, None, limit).await?;
-                return Ok((serde_json::to_vec(&page)?.into(), CacheOutcome::Bypass));
+                return self.bypass(filter, limit).await;
             }
         };
         let key = page_key(generation, filter, limit);
@@ -542,13 +548,12 @@ impl Feed {
             Err(e) => tracing::warn!(error = %e, "queue cache read failed; reading the database"),
         }
         let pool = self.db.reader(QUEUE_MARK).await;
-        let page = list(self, pool, filter, None, limit).await?;
-        let bytes = serde_json::to_vec(&page)?;
+        let bytes = self.read_page(pool, filter, limit).await?;
         if let Err(e) = self.cache.set(&key, &bytes, PAGE_TTL).await {
             tracing::warn!(error = %e, "first page not cached");
         }
         self.metrics.cache_miss("queue");
-        Ok((bytes.into(), CacheOutcome::Miss))
+        Ok((bytes, CacheOutcome::Miss))
     }
 }
 
