@@ -309,6 +309,14 @@ impl Application {
             checks.push(("notifier_database", Check::Db(notifier.db().clone())));
             services = services.merge(notifier.router());
         }
+        // A path no service owns: the 404 page to a browser, our JSON error to a program.
+        let not_found_key = key.clone();
+        services = services.fallback(
+            move |uri: axum::extract::OriginalUri, headers: axum::http::HeaderMap| {
+                let key = not_found_key.clone();
+                async move { web::extract::not_found(&key, &headers, &uri) }
+            },
+        );
         let router = match role {
             Role::All => {
                 let auth = Arc::new(crm.as_ref().expect("all runs the crm").accounts());

@@ -99,7 +99,11 @@ pub fn init_for(sink: Sink, service: &'static str) -> anyhow::Result<()> {
     let registry = tracing_subscriber::registry().with(traces);
     let _ = match sink {
         Sink::Stdout => registry
-            .with(JsonLines::new(service, std::io::stdout).with_filter(filter()))
+            .with(
+                JsonLines::new(service, std::io::stdout)
+                    .for_people(for_people())
+                    .with_filter(filter()),
+            )
             .try_init(),
         Sink::Stderr => registry
             .with(JsonLines::new(service, std::io::stderr).with_filter(filter()))
@@ -115,6 +119,52 @@ pub fn init_for(sink: Sink, service: &'static str) -> anyhow::Result<()> {
         tracing::info!(endpoint, "exporting traces over OTLP");
     }
     Ok(())
+}
+
+/// Whether the server's log is for a person: `ALEXANDRITE_LOG_FORMAT=text` or
+/// `json` decides; otherwise text when stdout is a terminal, JSON when it is
+/// a file or a pipe (a log collector).
+fn for_people() -> bool {
+    use std::io::IsTerminal;
+    match std::env::var("ALEXANDRITE_LOG_FORMAT").as_deref() {
+        Ok("text") => true,
+        Ok("json") => false,
+        _ => std::io::stdout().is_terminal(),
+    }
+}
+
+/// `12:04:05 INFO  mes  model priced  order_id=019a… total_minor=1234567`
+fn human_line(level: &tracing::Level, service: &str, fields: &[(&'static str, Value)]) -> String {
+    let colour = match *level {
+        tracing::Level::ERROR => "31",
+        tracing::Level::WARN => "33",
+        tracing::Level::INFO => "32",
+        _ => "2",
+    };
+    let now = domain::rfc3339(domain::now());
+    let time = now.get(11..19).unwrap_or(&now);
+    // Control characters are escaped: a value a stranger sent cannot forge a line.
+    let text = |v: &Value| match v {
+        Value::String(s) if s.chars().any(char::is_control) => s.escape_debug().to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let message = fields
+        .iter()
+        .find(|(k, _)| *k == "message")
+        .map(|(_, v)| text(v))
+        .unwrap_or_default();
+    let mut line = format!(
+        "\x1b[2m{time}\x1b[0m \x1b[{colour}m{:<5}\x1b[0m {service:<8} {message}",
+        level.as_str()
+    );
+    for (k, v) in fields {
+        if !matches!(*k, "message" | "span_id" | "trace_id") {
+            line.push_str(&format!("  \x1b[2m{k}=\x1b[0m{}", text(v)));
+        }
+    }
+    line.push('\n');
+    line
 }
 
 /// Sends the spans still buffered and stops exporting (at shutdown).
@@ -214,15 +264,26 @@ impl Visit for Fields {
     }
 }
 
-/// The JSON-lines log layer.
+/// The log layer: JSON lines, or for a person at a terminal one short line each.
 struct JsonLines<W> {
     service: &'static str,
     writer: W,
+    human: bool,
 }
 
 impl<W> JsonLines<W> {
     fn new(service: &'static str, writer: W) -> Self {
-        JsonLines { service, writer }
+        JsonLines {
+            service,
+            writer,
+            human: false,
+        }
+    }
+
+    /// Short coloured lines instead of JSON.
+    fn for_people(mut self, human: bool) -> Self {
+        self.human = human;
+        self
     }
 
     /// In the all-in-one process, the service a line comes from is its crate.
@@ -309,6 +370,11 @@ where
             fields.set("span_id", Value::from(span.to_string()));
         }
 
+        if self.human {
+            let line = human_line(meta.level(), self.service_of(meta.target()), &fields.0);
+            let _ = self.writer.make_writer().write_all(line.as_bytes());
+            return;
+        }
         let mut line = String::with_capacity(256);
         let mut put = |k: &str, v: &Value| {
             line.push(if line.is_empty() { '{' } else { ',' });

@@ -23,6 +23,21 @@ pub enum AccountError {
     ShortPassword,
     #[error("the name must not be empty")]
     EmptyName,
+    #[error(
+        "the name must be one line of at most {} characters without control characters",
+        web::text::MAX_NAME
+    )]
+    BadName,
+    #[error(
+        "the password must be at most {} characters long",
+        web::text::MAX_PASSWORD
+    )]
+    LongPassword,
+    #[error(
+        "the organisation must be one line of at most {} characters",
+        web::text::MAX_NAME
+    )]
+    BadOrg,
     #[error("a user with email {0} already exists")]
     Taken(String),
     #[error("no user with email {0}")]
@@ -87,18 +102,31 @@ impl Accounts {
     /// Registers a person. The password is stored only as an argon2 hash.
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<Caller, AccountError> {
         let email = normalise_email(new.email);
-        let at = email.find('@');
-        if !matches!(at, Some(i) if i > 0 && email[i + 1..].contains('.') && !email.ends_with('.'))
-            || email.len() > 254
-        {
-            return Err(AccountError::BadEmail(new.email.trim().to_string()));
+        if !web::text::is_email(&email) {
+            return Err(AccountError::BadEmail(
+                new.email
+                    .trim()
+                    .chars()
+                    .take(web::text::MAX_EMAIL)
+                    .collect(),
+            ));
         }
-        let name = new.name.trim();
-        if name.is_empty() {
-            return Err(AccountError::EmptyName);
-        }
+        let name = match web::text::one_line(new.name, web::text::MAX_NAME, false) {
+            Ok(n) => n,
+            Err(web::text::TextError::Empty) => return Err(AccountError::EmptyName),
+            Err(_) => return Err(AccountError::BadName),
+        };
+        let name = name.as_str();
         if new.password.chars().count() < 8 {
             return Err(AccountError::ShortPassword);
+        }
+        if new.password.len() > web::text::MAX_PASSWORD {
+            return Err(AccountError::LongPassword);
+        }
+        if let Some(org) = new.org
+            && web::text::one_line(org, web::text::MAX_NAME, true).is_err()
+        {
+            return Err(AccountError::BadOrg);
         }
         let password = new.password.to_string();
         let hash = tokio::task::spawn_blocking(move || {

@@ -3,27 +3,12 @@
 use crate::CrmState;
 use crate::orders::{DecisionError, Order, Page};
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use domain::{Caller, OrderId, OrderStatus, Role};
+use axum::extract::State;
+use domain::{Caller, OrderId, OrderStatus};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
-use web::{ApiError, Authenticated};
-
-fn parse_id(s: &str) -> Result<OrderId, ApiError> {
-    // A malformed id names no order: the same 404 as any unknown one.
-    s.parse().map_err(|_| ApiError::NotFound("order"))
-}
-
-fn customer_facing(caller: &Caller) -> Result<(), ApiError> {
-    match caller.role {
-        Role::Operator => Err(ApiError::Forbidden(
-            "operators use the production API under /mes/api; /api/v1/orders is for customers"
-                .into(),
-        )),
-        _ => Ok(()),
-    }
-}
+use web::{ApiError, ApiQuery, CustomerFacing, OrderIdPath};
 
 /// An order just accepted by MES reaches the CRM a few milliseconds later. A read
 /// of a freshly minted id waits for it briefly instead of answering 404.
@@ -32,9 +17,12 @@ pub(crate) async fn get_fresh(
     caller: &Caller,
     id: OrderId,
 ) -> anyhow::Result<Option<Order>> {
+    // Only an id our MES minted moments ago is worth waiting for: one a stranger
+    // made up (with a fresh timestamp, to make us wait) is answered 404 at once.
     let fresh = id
         .minted_at_ms()
-        .is_some_and(|ms| domain::to_ms(domain::now()) - ms < 30_000);
+        .is_some_and(|ms| domain::to_ms(domain::now()) - ms < 30_000)
+        && state.key.minted(&id);
     // Generous: under load (a broker creating queues, a busy database) delivery can take seconds.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -56,11 +44,9 @@ pub(crate) async fn get_fresh(
 #[tracing::instrument(skip(state, caller), fields(order_id = %id))]
 pub async fn get_order(
     State(state): State<CrmState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    CustomerFacing(caller): CustomerFacing,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<Order>, ApiError> {
-    customer_facing(&caller)?;
-    let id = parse_id(&id)?;
     get_fresh(&state, &caller, id)
         .await?
         .map(Json)
@@ -76,10 +62,9 @@ pub struct ListQuery {
 
 pub async fn list_orders(
     State(state): State<CrmState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
+    CustomerFacing(caller): CustomerFacing,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    customer_facing(&caller)?;
     let (limit, cursor) = web::paging::parse(q.limit, 20, 100, q.cursor.as_deref())?;
     let status = match q.status.as_deref() {
         Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
@@ -92,33 +77,33 @@ pub async fn list_orders(
     ))
 }
 
-pub(crate) fn decision_error(e: DecisionError) -> ApiError {
-    match e {
-        DecisionError::NotFound => ApiError::NotFound("order"),
-        DecisionError::NotCustomer => ApiError::Forbidden(e.to_string()),
-        DecisionError::Transition(t) => ApiError::Conflict {
-            code: "invalid_transition",
-            message: t.to_string(),
-            details: Some(json!({ "current_status": t.from, "requested_status": t.to })),
-        },
-        DecisionError::Db(e) => ApiError::Internal(e.into()),
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> ApiError {
+        match e {
+            DecisionError::NotFound => ApiError::NotFound("order"),
+            DecisionError::NotCustomer => ApiError::Forbidden(e.to_string()),
+            DecisionError::Transition(t) => ApiError::Conflict {
+                code: "invalid_transition",
+                message: t.to_string(),
+                details: Some(json!({ "current_status": t.from, "requested_status": t.to })),
+            },
+            DecisionError::Db(e) => ApiError::Internal(e.into()),
+        }
     }
 }
 
 async fn decide(
     state: CrmState,
     caller: Caller,
-    id: String,
+    id: OrderId,
     to: OrderStatus,
 ) -> Result<Json<Order>, ApiError> {
-    customer_facing(&caller)?;
-    let id = parse_id(&id)?;
     get_fresh(&state, &caller, id).await?;
     let done = match to {
         OrderStatus::Confirmed => state.orders.confirm(&caller, id).await,
         _ => state.orders.cancel(&caller, id).await,
     };
-    done.map_err(decision_error)?;
+    done?;
     state
         .orders
         .get(&caller, id)
@@ -130,8 +115,8 @@ async fn decide(
 /// `POST /api/v1/orders/{id}/confirm`.
 pub async fn confirm(
     State(state): State<CrmState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    CustomerFacing(caller): CustomerFacing,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<Order>, ApiError> {
     decide(state, caller, id, OrderStatus::Confirmed).await
 }
@@ -139,8 +124,8 @@ pub async fn confirm(
 /// `POST /api/v1/orders/{id}/cancel`.
 pub async fn cancel(
     State(state): State<CrmState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    CustomerFacing(caller): CustomerFacing,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<Order>, ApiError> {
     decide(state, caller, id, OrderStatus::Cancelled).await
 }

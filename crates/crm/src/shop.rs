@@ -3,41 +3,20 @@
 
 use crate::CrmState;
 use crate::accounts::{AccountError, NewUser};
-use crate::api::{decision_error, get_fresh};
+use crate::api::get_fresh;
 use crate::views::OrderView;
 use askama::Template;
-use axum::Form;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Deserialize;
-use web::assets::{Frame, login_redirect, path_of, render, safe_next};
+use web::assets::{Frame, path_of, render, safe_next};
 use web::identity::SESSION_COOKIE;
-use web::{Lang, MaybeCaller, Texts};
-
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage {
-    t: &'static Texts,
-    frame: Frame,
-    title: String,
-    message: String,
-}
-
-fn message(status: StatusCode, frame: Frame, title: &str, msg: &str) -> Response {
-    render(
-        status,
-        MessagePage {
-            t: frame.t,
-            title: title.into(),
-            message: msg.into(),
-            frame,
-        },
-    )
-}
+use web::page::message;
+use web::{ApiForm, ApiQuery, Lang, ManagerPage, MaybeCaller, PageOrderId, SignedInPage, Texts};
 
 /// Where a person lands after logging in.
 pub fn home_of(user: &Caller) -> &'static str {
@@ -67,7 +46,7 @@ pub struct NextQuery {
 
 pub async fn switch_lang(
     Path(code): Path<String>,
-    Query(q): Query<NextQuery>,
+    ApiQuery(q): ApiQuery<NextQuery>,
     jar: CookieJar,
 ) -> Response {
     let lang = Lang::parse(&code).unwrap_or(Lang::Ru);
@@ -92,7 +71,7 @@ pub async fn login_form(
     lang: Lang,
     MaybeCaller(user): MaybeCaller,
     uri: OriginalUri,
-    Query(q): Query<NextQuery>,
+    ApiQuery(q): ApiQuery<NextQuery>,
 ) -> Response {
     let frame = Frame::new(lang, user, path_of(&uri));
     let next = q.next.unwrap_or_default();
@@ -131,7 +110,7 @@ pub async fn login(
     lang: Lang,
     jar: CookieJar,
     uri: OriginalUri,
-    Form(f): Form<LoginForm>,
+    ApiForm(f): ApiForm<LoginForm>,
 ) -> Result<Response, web::ApiError> {
     match state
         .accounts
@@ -217,7 +196,7 @@ pub async fn register(
     lang: Lang,
     jar: CookieJar,
     uri: OriginalUri,
-    Form(f): Form<RegisterForm>,
+    ApiForm(f): ApiForm<RegisterForm>,
 ) -> Result<Response, web::ApiError> {
     let new = NewUser {
         email: &f.email,
@@ -247,6 +226,8 @@ pub async fn register(
         Err(AccountError::ShortPassword) => t.register_failed_short,
         Err(AccountError::BadEmail(_)) => t.register_failed_email,
         Err(AccountError::EmptyName) => t.register_failed_name,
+        Err(AccountError::BadName) => t.register_failed_name_shape,
+        Err(AccountError::LongPassword) => t.register_failed_long_password,
         Err(e) => return Err(web::ApiError::Internal(e.into())),
     };
     let frame = Frame::new(lang, None, path_of(&uri));
@@ -280,13 +261,10 @@ pub struct PageQuery {
 pub async fn account(
     State(state): State<CrmState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    SignedInPage(user): SignedInPage,
     uri: OriginalUri,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, web::ApiError> {
-    let Some(user) = user else {
-        return Ok(login_redirect(&uri));
-    };
     if user.role != Role::Customer {
         return Ok(Redirect::to(home_of(&user)).into_response());
     }
@@ -322,20 +300,12 @@ async fn order_page(
     lang: Lang,
     user: Caller,
     uri: &OriginalUri,
-    id: &str,
+    id: OrderId,
     error: String,
     status: StatusCode,
 ) -> Result<Response, web::ApiError> {
     let backoffice = user.role == Role::Manager;
     let frame = Frame::new(lang, Some(user.clone()), path_of(uri));
-    let Ok(id) = id.parse::<OrderId>() else {
-        return Ok(message(
-            StatusCode::NOT_FOUND,
-            frame,
-            lang.texts().error_title,
-            lang.texts().not_found,
-        ));
-    };
     let Some(order) = get_fresh(state, &user, id).await? else {
         return Ok(message(
             StatusCode::NOT_FOUND,
@@ -364,42 +334,23 @@ async fn order_page(
 pub async fn order(
     State(state): State<CrmState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    SignedInPage(user): SignedInPage,
     uri: OriginalUri,
-    Path(id): Path<String>,
+    PageOrderId(id): PageOrderId,
 ) -> Result<Response, web::ApiError> {
-    let Some(user) = user else {
-        return Ok(login_redirect(&uri));
-    };
     if user.role == Role::Operator {
         return Ok(Redirect::to(&format!("/mes/orders/{id}")).into_response());
     }
-    order_page(&state, lang, user, &uri, &id, String::new(), StatusCode::OK).await
+    order_page(&state, lang, user, &uri, id, String::new(), StatusCode::OK).await
 }
 
 async fn decide(
     state: CrmState,
     lang: Lang,
-    user: Option<Caller>,
-    uri: OriginalUri,
-    id: String,
+    user: Caller,
+    oid: OrderId,
     confirm: bool,
 ) -> Result<Response, web::ApiError> {
-    let Some(user) = user else {
-        return Ok(login_redirect(&uri));
-    };
-    let Ok(oid) = id.parse::<OrderId>() else {
-        return order_page(
-            &state,
-            lang,
-            user,
-            &uri,
-            &id,
-            String::new(),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-    };
     let result = if confirm {
         state.orders.confirm(&user, oid).await
     } else {
@@ -408,7 +359,7 @@ async fn decide(
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/account/orders/{oid}")).into_response()),
         Err(e) => {
-            let err = decision_error(e);
+            let err = web::ApiError::from(e);
             let status = err.status();
             let text = match (&err, lang) {
                 (
@@ -434,7 +385,7 @@ async fn decide(
                 _ => err.to_string(),
             };
             let path = OriginalUri(format!("/account/orders/{oid}").parse().unwrap_or_default());
-            order_page(&state, lang, user, &path, &id, text, status).await
+            order_page(&state, lang, user, &path, oid, text, status).await
         }
     }
 }
@@ -442,21 +393,19 @@ async fn decide(
 pub async fn confirm(
     State(state): State<CrmState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(id): Path<String>,
+    SignedInPage(user): SignedInPage,
+    PageOrderId(id): PageOrderId,
 ) -> Result<Response, web::ApiError> {
-    decide(state, lang, user, uri, id, true).await
+    decide(state, lang, user, id, true).await
 }
 
 pub async fn cancel(
     State(state): State<CrmState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(id): Path<String>,
+    SignedInPage(user): SignedInPage,
+    PageOrderId(id): PageOrderId,
 ) -> Result<Response, web::ApiError> {
-    decide(state, lang, user, uri, id, false).await
+    decide(state, lang, user, id, false).await
 }
 
 #[derive(Template)]
@@ -470,37 +419,13 @@ struct BackofficePage {
     next_cursor: Option<String>,
 }
 
-pub(crate) fn manager_only(
-    lang: Lang,
-    user: Option<Caller>,
-    uri: &OriginalUri,
-) -> Result<Caller, Response> {
-    match user {
-        None => Err(login_redirect(uri)),
-        Some(u) if u.role == Role::Manager => Ok(u),
-        Some(u) => {
-            let t = lang.texts();
-            Err(message(
-                StatusCode::FORBIDDEN,
-                Frame::new(lang, Some(u), path_of(uri)),
-                t.error_title,
-                t.forbidden,
-            ))
-        }
-    }
-}
-
 pub async fn backoffice(
     State(state): State<CrmState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    ManagerPage(user): ManagerPage,
     uri: OriginalUri,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, web::ApiError> {
-    let user = match manager_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     let status = q.status.as_deref().and_then(OrderStatus::parse);
     let cursor = q.cursor.as_deref().and_then(web::paging::decode);
     let page = state.orders.list(&user, status, cursor, 50).await?;
@@ -522,13 +447,9 @@ pub async fn backoffice(
 pub async fn backoffice_order(
     State(state): State<CrmState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    ManagerPage(user): ManagerPage,
     uri: OriginalUri,
-    Path(id): Path<String>,
+    PageOrderId(id): PageOrderId,
 ) -> Result<Response, web::ApiError> {
-    let user = match manager_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
-    order_page(&state, lang, user, &uri, &id, String::new(), StatusCode::OK).await
+    order_page(&state, lang, user, &uri, id, String::new(), StatusCode::OK).await
 }

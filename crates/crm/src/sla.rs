@@ -12,14 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::Role;
 use domain::sla::{Lateness, SlaPolicy};
 use serde::Serialize;
 use sqlx::Row;
 use std::time::Duration;
 use web::assets::{Frame, path_of, render};
 use web::sla::{SlaTexts, when_ms};
-use web::{ApiError, IdentityKey, Lang, MaybeCaller, Texts};
+use web::{ApiError, IdentityKey, Lang, Manager, ManagerPage, Texts};
 
 /// The table that remembers which overdue orders were announced.
 pub const SQL: &str = "CREATE TABLE sla_announcements (
@@ -240,13 +239,9 @@ pub fn limits(
 async fn page(
     State(state): State<SlaState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    ManagerPage(user): ManagerPage,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let user = match crate::shop::manager_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     let t = lang.texts();
     let s = SlaTexts::of(lang);
     let frame = Frame::new(lang, Some(user), path_of(&uri));
@@ -289,17 +284,8 @@ struct ApiLate {
 async fn api(
     State(state): State<SlaState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    Manager(_user): Manager,
 ) -> Result<Response, ApiError> {
-    match user {
-        None => return Err(ApiError::Unauthorized),
-        Some(u) if u.role != Role::Manager => {
-            return Err(ApiError::Forbidden(
-                "only managers see the SLA overview".into(),
-            ));
-        }
-        Some(_) => {}
-    }
     let late = state.sla.late(domain::to_ms(domain::now())).await?;
     let (overdue, at_risk) = counts(&late);
     let s = SlaTexts::of(lang);

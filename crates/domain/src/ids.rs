@@ -15,6 +15,10 @@ impl OrderId {
     pub fn new() -> Self {
         OrderId(Uuid::now_v7())
     }
+    /// The id of this UUID (ids minted elsewhere, e.g. with a MAC in their random bits).
+    pub fn from_uuid(u: Uuid) -> Self {
+        OrderId(u)
+    }
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }

@@ -16,6 +16,8 @@ use web::identity::SESSION_COOKIE;
 use web::identity::{KeyRefused, Unavailable};
 use web::{ApiError, Authenticator, IdentityKey};
 
+pub mod csrf;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
@@ -99,7 +101,10 @@ pub fn traced(router: Router) -> Router {
 pub fn wrap(services: Router, auth: Arc<dyn Authenticator>, key: IdentityKey) -> Router {
     let auth = Arc::new(CachedKeys::new(auth, KEY_TTL));
     let gate = Gate { auth, key };
-    traced(services.layer(middleware::from_fn_with_state(gate, authenticate)))
+    let services = services
+        .layer(middleware::from_fn_with_state(gate, authenticate))
+        .layer(middleware::from_fn(csrf::guard));
+    traced(services)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

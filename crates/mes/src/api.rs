@@ -6,15 +6,14 @@ use crate::orders::{self, MesOrder};
 use crate::queue::{self, Filter, QueueError, QueuePage};
 use crate::{MesState, materials};
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use domain::{Caller, OrderId, OrderStatus, Role};
+use domain::OrderStatus;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
-use web::{ApiError, Authenticated};
+use web::{ApiError, ApiJson, ApiQuery, Authenticated, Customer, Manager, OrderIdPath, Staff};
 
 /// The parts of an upload form.
 pub struct RawUpload {
@@ -22,6 +21,20 @@ pub struct RawUpload {
     pub material: String,
     /// A direct upload named instead of a file (`POST /api/v1/uploads`).
     pub upload_id: Option<String>,
+}
+
+/// A form field sent twice: which one counts would be a guess.
+fn duplicate_field(name: &str) -> ApiError {
+    let field = match name {
+        "file" => "file",
+        "material" => "material",
+        _ => "upload_id",
+    };
+    ApiError::unprocessable(
+        "duplicate_field",
+        field,
+        format!("the field '{field}' was sent more than once; send it once"),
+    )
 }
 
 pub fn too_large(max: u64) -> ApiError {
@@ -51,10 +64,18 @@ pub async fn read_upload(mut mp: Multipart, max: u64) -> Result<RawUpload, ApiEr
         material: String::new(),
         upload_id: None,
     };
+    let mut seen: Vec<String> = Vec::new();
     while let Some(mut field) = mp.next_field().await.map_err(malformed)? {
-        match field.name() {
-            Some("file") => {
-                let name = field.file_name().unwrap_or("model").to_string();
+        let name = field.name().unwrap_or("").to_string();
+        if matches!(name.as_str(), "file" | "material" | "upload_id") {
+            if seen.contains(&name) {
+                return Err(duplicate_field(&name));
+            }
+            seen.push(name.clone());
+        }
+        match name.as_str() {
+            "file" => {
+                let name = web::text::file_name(field.file_name().unwrap_or("model"));
                 let mut buf = BytesMut::new();
                 while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                     if (buf.len() + chunk.len()) as u64 > max {
@@ -64,11 +85,11 @@ pub async fn read_upload(mut mp: Multipart, max: u64) -> Result<RawUpload, ApiEr
                 }
                 out.file = Some((name, buf.freeze()));
             }
-            Some("material") => {
+            "material" => {
                 let text = field.text().await.map_err(malformed)?;
                 out.material = text.chars().take(64).collect();
             }
-            Some("upload_id") => {
+            "upload_id" => {
                 let text = field.text().await.map_err(malformed)?;
                 out.upload_id = Some(text.trim().chars().take(64).collect());
             }
@@ -78,49 +99,53 @@ pub async fn read_upload(mut mp: Multipart, max: u64) -> Result<RawUpload, ApiEr
     Ok(out)
 }
 
-pub fn intake_error(e: IntakeError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        IntakeError::NotCustomer => ApiError::Forbidden(msg),
-        IntakeError::MissingFile => ApiError::unprocessable("missing_file", "file", msg),
-        IntakeError::EmptyFile => ApiError::unprocessable("empty_file", "file", msg),
-        IntakeError::NotAModel(_) => ApiError::unprocessable("not_a_model", "file", msg),
-        IntakeError::MissingMaterial(_) => {
-            ApiError::unprocessable("missing_material", "material", msg)
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            IntakeError::NotCustomer => ApiError::Forbidden(msg),
+            IntakeError::MissingFile => ApiError::unprocessable("missing_file", "file", msg),
+            IntakeError::EmptyFile => ApiError::unprocessable("empty_file", "file", msg),
+            IntakeError::NotAModel(_) => ApiError::unprocessable("not_a_model", "file", msg),
+            IntakeError::MissingMaterial(_) => {
+                ApiError::unprocessable("missing_material", "material", msg)
+            }
+            IntakeError::UnknownMaterial { .. } => {
+                ApiError::unprocessable("unknown_material", "material", msg)
+            }
+            IntakeError::KeyReused(_) => ApiError::conflict("idempotency_key_reused", msg),
+            IntakeError::BadKey => ApiError::BadRequest {
+                code: "bad_idempotency_key",
+                message: msg,
+            },
+            IntakeError::UnknownUpload(_) => {
+                ApiError::unprocessable("unknown_upload", "upload_id", msg)
+            }
+            IntakeError::UploadExpired { .. } => {
+                ApiError::unprocessable("upload_expired", "upload_id", msg)
+            }
+            IntakeError::UploadUsed { order, .. } => ApiError::Conflict {
+                code: "upload_already_used",
+                message: msg,
+                details: Some(json!({ "order_id": order })),
+            },
+            IntakeError::UploadIncomplete { .. } => {
+                ApiError::unprocessable("upload_incomplete", "upload_id", msg)
+            }
+            IntakeError::PartEtagMissing { .. } => {
+                ApiError::unprocessable("part_etag_missing", "parts", msg)
+            }
+            IntakeError::NothingUploaded(_) => {
+                ApiError::unprocessable("nothing_uploaded", "upload_id", msg)
+            }
+            IntakeError::SizeMismatch { .. } => {
+                ApiError::unprocessable("upload_size_mismatch", "upload_id", msg)
+            }
+            IntakeError::FileAndUpload => {
+                ApiError::unprocessable("file_and_upload", "upload_id", msg)
+            }
+            IntakeError::Internal(e) => ApiError::Internal(e),
         }
-        IntakeError::UnknownMaterial { .. } => {
-            ApiError::unprocessable("unknown_material", "material", msg)
-        }
-        IntakeError::KeyReused(_) => ApiError::conflict("idempotency_key_reused", msg),
-        IntakeError::BadKey => ApiError::BadRequest {
-            code: "bad_idempotency_key",
-            message: msg,
-        },
-        IntakeError::UnknownUpload(_) => {
-            ApiError::unprocessable("unknown_upload", "upload_id", msg)
-        }
-        IntakeError::UploadExpired { .. } => {
-            ApiError::unprocessable("upload_expired", "upload_id", msg)
-        }
-        IntakeError::UploadUsed { order, .. } => ApiError::Conflict {
-            code: "upload_already_used",
-            message: msg,
-            details: Some(json!({ "order_id": order })),
-        },
-        IntakeError::UploadIncomplete { .. } => {
-            ApiError::unprocessable("upload_incomplete", "upload_id", msg)
-        }
-        IntakeError::PartEtagMissing { .. } => {
-            ApiError::unprocessable("part_etag_missing", "parts", msg)
-        }
-        IntakeError::NothingUploaded(_) => {
-            ApiError::unprocessable("nothing_uploaded", "upload_id", msg)
-        }
-        IntakeError::SizeMismatch { .. } => {
-            ApiError::unprocessable("upload_size_mismatch", "upload_id", msg)
-        }
-        IntakeError::FileAndUpload => ApiError::unprocessable("file_and_upload", "upload_id", msg),
-        IntakeError::Internal(e) => ApiError::Internal(e),
     }
 }
 
@@ -150,13 +175,16 @@ pub struct PartEtag {
 /// `upload_id`, or a JSON body `{"upload_id": "…", "material": "…"}`.
 pub async fn upload_model(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
+    caller: Result<Customer, ApiError>,
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
-    if caller.role != Role::Customer {
-        return Err(intake_error(IntakeError::NotCustomer));
-    }
+    // Staff are told what intake says of them, not the generic refusal.
+    let caller = match caller {
+        Ok(Customer(c)) => c,
+        Err(ApiError::Forbidden(_)) => return Err(IntakeError::NotCustomer.into()),
+        Err(e) => return Err(e),
+    };
     let is_json = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -166,14 +194,16 @@ pub async fn upload_model(
                 .starts_with("application/json")
         });
     let (source, material) = if is_json {
-        let Json(body) = Json::<NamedUpload>::from_request(req, &state)
+        let ApiJson(body) = ApiJson::<NamedUpload>::from_request(req, &state)
             .await
-            .map_err(|e| ApiError::BadRequest {
-                code: "bad_json",
-                message: format!(
-                    "{}; expected {{\"upload_id\": \"…\", \"material\": \"AU585Y\"}}",
-                    e.body_text()
-                ),
+            .map_err(|e| match e {
+                ApiError::BadRequest { code, message } => ApiError::BadRequest {
+                    code,
+                    message: format!(
+                        "{message}; expected {{\"upload_id\": \"…\", \"material\": \"AU585Y\"}}"
+                    ),
+                },
+                e => e,
             })?;
         let source = Source::Direct {
             upload_id: body.upload_id,
@@ -197,13 +227,13 @@ pub async fn upload_model(
             })?;
         let raw = read_upload(mp, state.limits.max_upload_bytes).await?;
         let source = match (raw.file, raw.upload_id) {
-            (Some(_), Some(_)) => return Err(intake_error(IntakeError::FileAndUpload)),
+            (Some(_), Some(_)) => return Err(ApiError::from(IntakeError::FileAndUpload)),
             (Some((file_name, bytes)), None) => Source::Bytes { file_name, bytes },
             (None, Some(upload_id)) => Source::Direct {
                 upload_id,
                 etags: Default::default(),
             },
-            (None, None) => return Err(intake_error(IntakeError::MissingFile)),
+            (None, None) => return Err(ApiError::from(IntakeError::MissingFile)),
         };
         (source, raw.material)
     };
@@ -211,7 +241,7 @@ pub async fn upload_model(
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
         .transpose()
-        .map_err(|_| intake_error(IntakeError::BadKey))?;
+        .map_err(|_| ApiError::from(IntakeError::BadKey))?;
     let up = Upload {
         source,
         material,
@@ -220,7 +250,7 @@ pub async fn upload_model(
     };
     let done = intake::accept(&state, &caller, up)
         .await
-        .map_err(intake_error)?;
+        .map_err(ApiError::from)?;
     let location = format!("/api/v1/orders/{}", done.order_id);
     let mut resp = (
         StatusCode::ACCEPTED,
@@ -245,15 +275,6 @@ pub async fn list_materials(
         "code": m.code, "name_en": m.name_en, "name_ru": m.name_ru, "density_g_cm3": m.density_g_cm3,
         "price_per_gram_minor": m.price_per_gram_minor, "currency": m.currency, "version": m.version,
     })).collect::<Vec<_>>() })))
-}
-
-pub fn staff(caller: &Caller) -> Result<(), ApiError> {
-    match caller.role {
-        Role::Customer => Err(ApiError::Forbidden(
-            "the production API is for operators and managers".into(),
-        )),
-        _ => Ok(()),
-    }
 }
 
 #[derive(Deserialize)]
@@ -344,9 +365,8 @@ async fn check_material(state: &MesState, filter: &Filter) -> Result<(), ApiErro
 pub async fn preview(
     State(state): State<MesState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let Some(sha) = orders::content_hash(&state.db, &caller, id).await? else {
         return Err(ApiError::NotFound("order"));
     };
@@ -376,10 +396,9 @@ pub async fn preview(
 /// (the replica once it has the caller's own last write).
 pub async fn get_queue(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<QueueQuery>,
+    Staff(caller): Staff,
+    ApiQuery(q): ApiQuery<QueueQuery>,
 ) -> Result<Response, ApiError> {
-    staff(&caller)?;
     let (limit, cursor) =
         web::paging::parse(q.limit, queue::DEFAULT_LIMIT, 200, q.cursor.as_deref())?;
     let filter = parse_filter(
@@ -417,10 +436,9 @@ pub async fn get_queue(
 /// benchmark's baseline — OFFSET paging, no index, no cache.
 pub async fn get_queue_naive(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<QueueQuery>,
+    Staff(_caller): Staff,
+    ApiQuery(q): ApiQuery<QueueQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
-    staff(&caller)?;
     let filter = parse_filter(q.material.as_deref(), None, None)?;
     let limit = q.limit.unwrap_or(queue::DEFAULT_LIMIT).clamp(1, 200);
     let offset = q.offset.unwrap_or(0).max(0);
@@ -429,61 +447,62 @@ pub async fn get_queue_naive(
     ))
 }
 
-fn parse_id(s: &str) -> Result<OrderId, ApiError> {
-    s.parse().map_err(|_| ApiError::NotFound("order"))
-}
-
-pub fn queue_error(e: QueueError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        QueueError::NotFound => ApiError::NotFound("order"),
-        QueueError::NotOperator => ApiError::Forbidden(msg),
-        QueueError::AlreadyTaken { name, at } => ApiError::Conflict {
-            code: "already_taken",
-            message: msg,
-            details: Some(json!({ "taken_by": name, "taken_at": at })),
-        },
-        QueueError::NotYours(name) => ApiError::Conflict {
-            code: "assigned_to_another_operator",
-            message: msg,
-            details: Some(json!({ "operator": name })),
-        },
-        QueueError::Transition(t) => ApiError::Conflict {
-            code: "invalid_transition",
-            message: t.to_string(),
-            details: Some(json!({ "current_status": t.from, "requested_status": t.to })),
-        },
-        QueueError::NotProductionStatus(_) => ApiError::unprocessable("bad_status", "status", msg),
-        QueueError::TrackingRequired => {
-            ApiError::unprocessable("tracking_number_required", "tracking_number", msg)
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            QueueError::NotFound => ApiError::NotFound("order"),
+            QueueError::NotOperator => ApiError::Forbidden(msg),
+            QueueError::AlreadyTaken { name, at } => ApiError::Conflict {
+                code: "already_taken",
+                message: msg,
+                details: Some(json!({ "taken_by": name, "taken_at": at })),
+            },
+            QueueError::NotYours(name) => ApiError::Conflict {
+                code: "assigned_to_another_operator",
+                message: msg,
+                details: Some(json!({ "operator": name })),
+            },
+            QueueError::Transition(t) => ApiError::Conflict {
+                code: "invalid_transition",
+                message: t.to_string(),
+                details: Some(json!({ "current_status": t.from, "requested_status": t.to })),
+            },
+            QueueError::NotProductionStatus(_) => {
+                ApiError::unprocessable("bad_status", "status", msg)
+            }
+            QueueError::TrackingRequired => {
+                ApiError::unprocessable("tracking_number_required", "tracking_number", msg)
+            }
+            QueueError::BadTracking => {
+                ApiError::unprocessable("bad_tracking_number", "tracking_number", msg)
+            }
+            QueueError::ReleaseNotOperator | QueueError::NotManager => ApiError::Forbidden(msg),
+            QueueError::ReasonRequired => ApiError::unprocessable("reason_required", "reason", msg),
+            QueueError::NotInWork(status) => ApiError::Conflict {
+                code: "not_in_work",
+                message: msg,
+                details: Some(json!({ "current_status": status })),
+            },
+            QueueError::AlreadyAssigned(name) => ApiError::Conflict {
+                code: "already_assigned",
+                message: msg,
+                details: Some(json!({ "operator": name })),
+            },
+            QueueError::UnknownOperator(_) => {
+                ApiError::unprocessable("unknown_operator", "operator_id", msg)
+            }
+            QueueError::Internal(e) => ApiError::Internal(e),
         }
-        QueueError::ReleaseNotOperator | QueueError::NotManager => ApiError::Forbidden(msg),
-        QueueError::ReasonRequired => ApiError::unprocessable("reason_required", "reason", msg),
-        QueueError::NotInWork(status) => ApiError::Conflict {
-            code: "not_in_work",
-            message: msg,
-            details: Some(json!({ "current_status": status })),
-        },
-        QueueError::AlreadyAssigned(name) => ApiError::Conflict {
-            code: "already_assigned",
-            message: msg,
-            details: Some(json!({ "operator": name })),
-        },
-        QueueError::UnknownOperator(_) => {
-            ApiError::unprocessable("unknown_operator", "operator_id", msg)
-        }
-        QueueError::Internal(e) => ApiError::Internal(e),
     }
 }
 
 /// `GET /mes/api/orders/{id}`: one production order with its history.
 pub async fn get_order(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    Staff(caller): Staff,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<MesOrder>, ApiError> {
-    staff(&caller)?;
-    let id = parse_id(&id)?;
     orders::get(&state.db, &caller, id)
         .await?
         .map(Json)
@@ -494,12 +513,9 @@ pub async fn get_order(
 pub async fn take(
     State(state): State<MesState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<MesOrder>, ApiError> {
-    let id = parse_id(&id)?;
-    queue::take(&state, &caller, id)
-        .await
-        .map_err(queue_error)?;
+    queue::take(&state, &caller, id).await?;
     orders::get(&state.db, &caller, id)
         .await?
         .map(Json)
@@ -517,14 +533,9 @@ pub struct StatusBody {
 pub async fn set_status(
     State(state): State<MesState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-    body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+    OrderIdPath(id): OrderIdPath,
+    ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Json<MesOrder>, ApiError> {
-    let id = parse_id(&id)?;
-    let Json(body) = body.map_err(|e| ApiError::BadRequest {
-        code: "bad_json",
-        message: e.body_text(),
-    })?;
     let to = OrderStatus::parse(&body.status).ok_or_else(|| {
         ApiError::unprocessable(
             "bad_status",
@@ -537,21 +548,11 @@ pub async fn set_status(
     })?;
     queue::advance(&state, &caller, id, to, body.tracking_number)
         .await
-        .map_err(queue_error)?;
+        .map_err(ApiError::from)?;
     orders::get(&state.db, &caller, id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("order"))
-}
-
-/// A JSON body, or 400 `bad_json` naming what is wrong.
-fn body<T: DeserializeOwned>(
-    b: Result<Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, ApiError> {
-    b.map(|Json(v)| v).map_err(|e| ApiError::BadRequest {
-        code: "bad_json",
-        message: e.body_text(),
-    })
 }
 
 #[derive(Deserialize)]
@@ -565,14 +566,12 @@ pub struct ReleaseBody {
 pub async fn release(
     State(state): State<MesState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-    b: Result<Json<ReleaseBody>, axum::extract::rejection::JsonRejection>,
+    OrderIdPath(id): OrderIdPath,
+    ApiJson(b): ApiJson<ReleaseBody>,
 ) -> Result<Json<MesOrder>, ApiError> {
-    let id = parse_id(&id)?;
-    let b = body(b)?;
     queue::release(&state, &caller, id, &b.reason)
         .await
-        .map_err(queue_error)?;
+        .map_err(ApiError::from)?;
     orders::get(&state.db, &caller, id)
         .await?
         .map(Json)
@@ -592,15 +591,10 @@ pub struct ReassignBody {
 /// a manager hands an order in work to another operator.
 pub async fn reassign(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-    b: Result<Json<ReassignBody>, axum::extract::rejection::JsonRejection>,
+    Manager(caller): Manager,
+    OrderIdPath(id): OrderIdPath,
+    ApiJson(b): ApiJson<ReassignBody>,
 ) -> Result<Json<MesOrder>, ApiError> {
-    let id = parse_id(&id)?;
-    let b = body(b)?;
-    if caller.role != Role::Manager {
-        return Err(queue_error(QueueError::NotManager));
-    }
     let to: uuid::Uuid = b.operator_id.trim().parse().map_err(|_| {
         ApiError::unprocessable(
             "unknown_operator",
@@ -620,7 +614,7 @@ pub async fn reassign(
         &b.reason,
     )
     .await
-    .map_err(queue_error)?;
+    .map_err(ApiError::from)?;
     orders::get(&state.db, &caller, id)
         .await?
         .map(Json)
@@ -630,9 +624,8 @@ pub async fn reassign(
 /// `GET /mes/api/operators`: operators MES has seen at work (for reassigning).
 pub async fn operators(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
+    Staff(_caller): Staff,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    staff(&caller)?;
     let list = queue::known_operators(&state).await?;
     Ok(Json(
         json!({ "operators": list.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>() }),

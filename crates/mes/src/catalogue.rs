@@ -5,14 +5,14 @@
 use crate::MesState;
 use crate::materials::{self, EditError, MaterialEdit};
 use askama::Template;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
-use domain::{Caller, Role};
+use domain::Caller;
 use serde::Deserialize;
-use web::assets::{Frame, urlencode};
-use web::{ApiError, Authenticated, Lang, MaybeCaller, Texts};
+use web::assets::Frame;
+use web::{ApiError, ApiForm, ApiJson, ApiPath, ApiQuery, Lang, Manager, ManagerPage, Texts};
 
 /// "7 500,00" / "7500.5" / "7500" roubles → kopecks, without floats.
 pub fn parse_rubles(s: &str) -> Option<i64> {
@@ -123,16 +123,6 @@ async fn page(
     }
 }
 
-fn manager(user: Option<Caller>, uri: &OriginalUri) -> Result<Caller, Response> {
-    match user {
-        Some(u) if u.role == Role::Manager => Ok(u),
-        Some(_) => Err((StatusCode::FORBIDDEN, "managers only").into_response()),
-        None => {
-            Err(Redirect::to(&format!("/login?next={}", urlencode(uri.0.path()))).into_response())
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub struct Saved {
     saved: Option<String>,
@@ -141,14 +131,9 @@ pub struct Saved {
 pub async fn show(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Query(q): Query<Saved>,
+    ManagerPage(user): ManagerPage,
+    ApiQuery(q): ApiQuery<Saved>,
 ) -> Result<Response, ApiError> {
-    let user = match manager(user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     let notice = q
         .saved
         .map(|c| format!("{} {c}", lang.texts().saved_ok))
@@ -215,14 +200,9 @@ async fn save_form(
 pub async fn create(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Form(f): Form<EditForm>,
+    ManagerPage(user): ManagerPage,
+    ApiForm(f): ApiForm<EditForm>,
 ) -> Result<Response, ApiError> {
-    let user = match manager(user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     let code = f.code.clone().unwrap_or_default();
     save_form(state, lang, user, code, f).await
 }
@@ -230,41 +210,32 @@ pub async fn create(
 pub async fn update(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(code): Path<String>,
-    Form(f): Form<EditForm>,
+    ManagerPage(user): ManagerPage,
+    ApiPath(code): ApiPath<String>,
+    ApiForm(f): ApiForm<EditForm>,
 ) -> Result<Response, ApiError> {
-    let user = match manager(user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     save_form(state, lang, user, code, f).await
 }
 
 /// `PUT /mes/api/materials/{code}` with `{"name_en", "name_ru", "density_g_cm3", "price_per_gram_minor", "active"}`.
 pub async fn put(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
-    Path(code): Path<String>,
-    body: Result<Json<MaterialEdit>, axum::extract::rejection::JsonRejection>,
+    Manager(caller): Manager,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(edit): ApiJson<MaterialEdit>,
 ) -> Result<Json<domain::price::MaterialSnapshot>, ApiError> {
-    if caller.role != Role::Manager {
-        return Err(ApiError::Forbidden(
-            "only managers edit the materials catalogue".into(),
-        ));
-    }
-    let Json(edit) = body.map_err(|e| ApiError::BadRequest {
-        code: "bad_json",
-        message: e.body_text(),
-    })?;
-    materials::save(&state.db, &code, &edit, &caller.name)
-        .await
-        .map(Json)
-        .map_err(|e| match e {
+    Ok(Json(
+        materials::save(&state.db, &code, &edit, &caller.name).await?,
+    ))
+}
+
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> ApiError {
+        match e {
             EditError::Internal(e) => ApiError::Internal(e),
             other => ApiError::unprocessable("bad_material", other.field(), other.to_string()),
-        })
+        }
+    }
 }
 
 #[cfg(test)]

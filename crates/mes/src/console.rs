@@ -1,40 +1,25 @@
 //! Pages: the customer's upload form (MES owns models and materials) and the
 //! operators' console.
 
-use crate::api::{intake_error, read_upload};
+use crate::api::read_upload;
 use crate::intake::{self, IntakeError, Source, Upload};
 use crate::orders::{self, MesOrder};
 use crate::queue::{self, Filter, QueueError};
 use crate::{MesState, materials};
 use askama::Template;
-use axum::Form;
-use axum::extract::{Multipart, OriginalUri, Path, Query, State};
+use axum::extract::{Multipart, OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use domain::{Caller, OrderId, OrderStatus, Role};
+use domain::{Caller, OrderStatus, Role};
 use serde::Deserialize;
-use web::assets::{Frame, login_redirect, path_of, render};
-use web::{ApiError, Lang, MaybeCaller, Texts};
-
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage {
-    t: &'static Texts,
-    frame: Frame,
-    title: String,
-    message: String,
-}
+use web::assets::{Frame, path_of, render};
+use web::{
+    ApiError, ApiForm, ApiQuery, CustomerPage, Lang, PageOrderId, SignedInPage, StaffPage, Texts,
+};
 
 fn message(status: StatusCode, frame: Frame, message: &str) -> Response {
-    render(
-        status,
-        MessagePage {
-            t: frame.t,
-            title: frame.t.error_title.into(),
-            message: message.into(),
-            frame,
-        },
-    )
+    let title = frame.t.error_title;
+    web::page::message(status, frame, title, message)
 }
 
 pub struct MaterialOption {
@@ -102,19 +87,9 @@ async fn upload_page(
 pub async fn upload_form(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    CustomerPage(user): CustomerPage,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let Some(user) = user else {
-        return Ok(login_redirect(&uri));
-    };
-    if user.role != Role::Customer {
-        return Ok(message(
-            StatusCode::FORBIDDEN,
-            Frame::new(lang, Some(user), path_of(&uri)),
-            lang.texts().forbidden,
-        ));
-    }
     upload_page(&state, lang, user, &uri, "", String::new(), StatusCode::OK).await
 }
 
@@ -122,13 +97,10 @@ pub async fn upload_form(
 pub async fn upload(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    SignedInPage(user): SignedInPage,
     uri: OriginalUri,
     mp: Multipart,
 ) -> Result<Response, ApiError> {
-    let Some(user) = user else {
-        return Ok(login_redirect(&uri));
-    };
     let t = lang.texts();
     let max = state.limits.max_upload_bytes;
     let raw = match read_upload(mp, max).await {
@@ -151,7 +123,11 @@ pub async fn upload(
             )
             .await;
         }
-        Err(e) => return Err(e),
+        Err(e @ ApiError::Internal(_)) => return Err(e),
+        Err(e) => {
+            let status = e.status();
+            return upload_page(&state, lang, user, &uri, "", e.to_string(), status).await;
+        }
     };
     let chosen = raw.material.clone();
     let result = match raw.file {
@@ -178,7 +154,7 @@ pub async fn upload(
                 }
                 _ => e.to_string(),
             };
-            let status = intake_error(e).status();
+            let status = ApiError::from(e).status();
             if status == StatusCode::INTERNAL_SERVER_ERROR {
                 return Err(ApiError::Internal(anyhow::anyhow!(text)));
             }
@@ -442,18 +418,6 @@ pub struct ConsoleQuery {
     fragment: Option<String>,
 }
 
-fn staff_only(lang: Lang, user: Option<Caller>, uri: &OriginalUri) -> Result<Caller, Response> {
-    match user {
-        None => Err(login_redirect(uri)),
-        Some(u) if u.role != Role::Customer => Ok(u),
-        Some(u) => Err(message(
-            StatusCode::FORBIDDEN,
-            Frame::new(lang, Some(u), path_of(uri)),
-            lang.texts().forbidden,
-        )),
-    }
-}
-
 /// Roubles as typed on the page (`1500`, `1 500,50`) → kopecks.
 fn rubles_to_minor(text: &str) -> Option<String> {
     let t: String = text
@@ -604,14 +568,10 @@ fn form_urlencode(v: &str) -> String {
 pub async fn console(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    StaffPage(user): StaffPage,
     uri: OriginalUri,
-    Query(q): Query<ConsoleQuery>,
+    ApiQuery(q): ApiQuery<ConsoleQuery>,
 ) -> Result<Response, ApiError> {
-    let user = match staff_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     console_page(&state, lang, user, &uri, q, String::new(), StatusCode::OK).await
 }
 
@@ -620,6 +580,7 @@ fn queue_message(e: &QueueError, t: &Texts) -> String {
         QueueError::AlreadyTaken { name, .. } => format!("{} {name}.", t.taken_by),
         QueueError::NotYours(name) => format!("{} {name}.", t.err_not_yours),
         QueueError::TrackingRequired => t.err_tracking_required.into(),
+        QueueError::BadTracking => t.err_bad_tracking.into(),
         QueueError::Transition(tr) => format!(
             "{} «{}».",
             t.err_invalid_transition,
@@ -655,17 +616,8 @@ async fn after_action(
         Ok(()) => Ok(Redirect::to(&format!("/mes?notice={notice}")).into_response()),
         Err(QueueError::Internal(e)) => Err(ApiError::Internal(e)),
         Err(e) => {
-            let status = match &e {
-                QueueError::NotFound => StatusCode::NOT_FOUND,
-                QueueError::NotOperator
-                | QueueError::ReleaseNotOperator
-                | QueueError::NotManager => StatusCode::FORBIDDEN,
-                QueueError::TrackingRequired
-                | QueueError::ReasonRequired
-                | QueueError::UnknownOperator(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => StatusCode::CONFLICT,
-            };
             let text = queue_message(&e, lang.texts());
+            let status = ApiError::from(e).status();
             let uri = OriginalUri("/mes".parse().expect("valid"));
             console_page(
                 &state,
@@ -684,18 +636,10 @@ async fn after_action(
 pub async fn take(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(id): Path<String>,
+    StaffPage(user): StaffPage,
+    PageOrderId(id): PageOrderId,
 ) -> Result<Response, ApiError> {
-    let user = match staff_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
-    let result = match id.parse::<OrderId>() {
-        Ok(id) => queue::take(&state, &user, id).await,
-        Err(_) => Err(QueueError::NotFound),
-    };
+    let result = queue::take(&state, &user, id).await;
     after_action(state, lang, user, result, "taken").await
 }
 
@@ -708,19 +652,11 @@ pub struct ReleaseForm {
 pub async fn release(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(id): Path<String>,
-    Form(f): Form<ReleaseForm>,
+    StaffPage(user): StaffPage,
+    PageOrderId(id): PageOrderId,
+    ApiForm(f): ApiForm<ReleaseForm>,
 ) -> Result<Response, ApiError> {
-    let user = match staff_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
-    let result = match id.parse::<OrderId>() {
-        Ok(id) => queue::release(&state, &user, id, &f.reason).await,
-        Err(_) => Err(QueueError::NotFound),
-    };
+    let result = queue::release(&state, &user, id, &f.reason).await;
     after_action(state, lang, user, result, "released").await
 }
 
@@ -735,23 +671,15 @@ pub struct ReassignForm {
 pub async fn reassign(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(id): Path<String>,
-    Form(f): Form<ReassignForm>,
+    StaffPage(user): StaffPage,
+    PageOrderId(id): PageOrderId,
+    ApiForm(f): ApiForm<ReassignForm>,
 ) -> Result<Response, ApiError> {
-    let user = match staff_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
-    let result = match (
-        id.parse::<OrderId>(),
-        f.operator_id.trim().parse::<uuid::Uuid>(),
-    ) {
-        (Err(_), _) => Err(QueueError::NotFound),
-        (_, _) if user.role != Role::Manager => Err(QueueError::NotManager),
-        (_, Err(_)) => Err(QueueError::UnknownOperator(f.operator_id.clone())),
-        (Ok(id), Ok(to)) => queue::reassign(&state, &user, id, to, None, &f.reason)
+    // An operator is told why on the console, not sent to a bare 403 page.
+    let result = match f.operator_id.trim().parse::<uuid::Uuid>() {
+        _ if user.role != Role::Manager => Err(QueueError::NotManager),
+        Err(_) => Err(QueueError::UnknownOperator(f.operator_id.clone())),
+        Ok(to) => queue::reassign(&state, &user, id, to, None, &f.reason)
             .await
             .map(|_| ()),
     };
@@ -768,19 +696,13 @@ pub struct StatusForm {
 pub async fn set_status(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
-    uri: OriginalUri,
-    Path(id): Path<String>,
-    Form(f): Form<StatusForm>,
+    StaffPage(user): StaffPage,
+    PageOrderId(id): PageOrderId,
+    ApiForm(f): ApiForm<StatusForm>,
 ) -> Result<Response, ApiError> {
-    let user = match staff_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
-    let result = match (id.parse::<OrderId>(), OrderStatus::parse(&f.status)) {
-        (Ok(id), Some(to)) => queue::advance(&state, &user, id, to, f.tracking_number).await,
-        (Err(_), _) => Err(QueueError::NotFound),
-        (_, None) => Err(QueueError::NotProductionStatus(OrderStatus::Pricing)),
+    let result = match OrderStatus::parse(&f.status) {
+        Some(to) => queue::advance(&state, &user, id, to, f.tracking_number).await,
+        None => Err(QueueError::NotProductionStatus(OrderStatus::Pricing)),
     };
     after_action(state, lang, user, result, "updated").await
 }
@@ -806,19 +728,12 @@ struct OrderPage {
 pub async fn order(
     State(state): State<MesState>,
     lang: Lang,
-    MaybeCaller(user): MaybeCaller,
+    StaffPage(user): StaffPage,
     uri: OriginalUri,
-    Path(id): Path<String>,
+    PageOrderId(id): PageOrderId,
 ) -> Result<Response, ApiError> {
-    let user = match staff_only(lang, user, &uri) {
-        Ok(u) => u,
-        Err(r) => return Ok(r),
-    };
     let t = lang.texts();
-    let found = match id.parse::<OrderId>() {
-        Ok(id) => orders::get(&state.db, &user, id).await?,
-        Err(_) => None,
-    };
+    let found = orders::get(&state.db, &user, id).await?;
     let frame = Frame::new(lang, Some(user), path_of(&uri));
     let Some(o) = found else {
         return Ok(message(StatusCode::NOT_FOUND, frame, t.not_found));

@@ -372,7 +372,7 @@ async fn create_order(
     request_sha: &str,
     stored: Stored,
 ) -> Result<Accepted, IntakeError> {
-    let order_id = OrderId::new();
+    let order_id = state.key.mint_order_id();
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let Stored {
         object_key,

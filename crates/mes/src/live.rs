@@ -4,7 +4,6 @@
 //! refresh link); `queue.js` only makes it live.
 
 use crate::MesState;
-use crate::api::staff;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -12,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
-use web::{ApiError, Authenticated};
+use web::{ApiError, Staff};
 
 const SCRIPT: &str = include_str!("../assets/queue.js");
 
@@ -22,9 +21,8 @@ const SCRIPT: &str = include_str!("../assets/queue.js");
 /// `resync` when this listener fell behind (reload the first page).
 pub async fn events(
     State(state): State<MesState>,
-    Authenticated(caller): Authenticated,
+    Staff(_caller): Staff,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    staff(&caller)?;
     let rx = state.feed.watch();
     let changes = futures::stream::unfold(rx, |mut rx| async move {
         match rx.recv().await {

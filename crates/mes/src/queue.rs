@@ -34,6 +34,11 @@ pub enum QueueError {
     NotProductionStatus(OrderStatus),
     #[error("a tracking number is required to ship")]
     TrackingRequired,
+    #[error(
+        "a tracking number is 1 to {} letters, digits, spaces and - / . characters",
+        web::text::MAX_TRACKING
+    )]
+    BadTracking,
     #[error("only the operator this order is assigned to can release it")]
     ReleaseNotOperator,
     #[error("only managers can reassign orders")]
@@ -769,11 +774,25 @@ pub async fn take(state: &MesState, op: &Caller, id: OrderId) -> Result<(), Queu
 }
 
 fn reason(text: &str) -> Result<String, QueueError> {
+    web::text::multi_line(text, web::text::MAX_REASON, false)
+        .map_err(|_| QueueError::ReasonRequired)
+}
+
+/// A carrier's tracking number as typed: trimmed, bounded, plain characters only
+/// (it reaches e-mails, webhooks, CSV exports and the customer's page).
+fn tracking_number(text: &str) -> Result<Option<String>, QueueError> {
     let t = text.trim();
-    if t.is_empty() || t.chars().count() > 500 {
-        return Err(QueueError::ReasonRequired);
+    if t.is_empty() {
+        return Ok(None);
     }
-    Ok(t.to_string())
+    if t.chars().count() > web::text::MAX_TRACKING
+        || !t
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '/' | '.'))
+    {
+        return Err(QueueError::BadTracking);
+    }
+    Ok(Some(t.to_string()))
 }
 
 /// Gives an order in work back to the queue (MANUFACTURING_STARTED → CONFIRMED):
@@ -863,7 +882,10 @@ pub async fn reassign(
     }
     let why = reason(why)?;
     let to_name = match to_name.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) => n.chars().take(200).collect::<String>(),
+        // A name with line breaks or of a page's length names nobody.
+        Some(n) => web::text::one_line(n, web::text::MAX_NAME, false).map_err(|_| {
+            QueueError::UnknownOperator(n.chars().take(web::text::MAX_NAME).collect())
+        })?,
         None => known_operators(state)
             .await?
             .into_iter()
@@ -947,9 +969,10 @@ pub async fn advance(
     ) {
         return Err(QueueError::NotProductionStatus(to));
     }
-    let tracking = tracking
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+    let tracking = match tracking {
+        Some(t) => tracking_number(&t)?,
+        None => None,
+    };
     if to == OrderStatus::Shipped && tracking.is_none() {
         return Err(QueueError::TrackingRequired);
     }

@@ -84,7 +84,7 @@ pub async fn create(
         ));
     }
     let Some(presigner) = &state.presigner else {
-        return Err(ApiError::NotImplemented {
+        return Err(ApiError::NotOffered {
             code: "direct_uploads_unavailable",
             message: "direct uploads need S3 object storage (mes.objects_url = s3://bucket); \
                       this deployment keeps models in a local directory: send the file in the \

@@ -111,11 +111,58 @@ pub fn urldecode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A local path safe to redirect to (no other host).
+/// A local path safe to redirect to, else `/`. Only a same-site relative path
+/// passes: it starts with one `/` (not `//` nor `/\\`, which browsers read as
+/// another host), and holds printable ASCII only — browsers drop tabs and line
+/// breaks from URLs (`/\t/evil.example` would become `//evil.example`), and a
+/// line break cannot stand in a `Location` header.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.len() <= 2048
+                && n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_same_site_relative_paths_are_redirect_targets() {
+        for ok in [
+            "/",
+            "/account",
+            "/account/orders/x?lang=en",
+            "/mes?notice=taken",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "https://evil.example/",
+            "evil.example",
+            "javascript:alert(1)",
+            "/ /evil.example",
+            "/\u{a0}/evil",
+            "/путь",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
     }
 }
 

@@ -22,6 +22,11 @@ pub enum ApiError {
     BadKey,
     #[error("{0}")]
     Forbidden(String),
+    /// A state-changing request with our cookie that did not come from our pages.
+    #[error(
+        "this request did not come from one of our pages; open the page again and repeat the action"
+    )]
+    CrossSite,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -32,9 +37,10 @@ pub enum ApiError {
     },
     #[error("{message}")]
     TooLarge { message: String },
-    /// A feature this deployment's configuration does not offer.
+    /// A feature this deployment's configuration does not offer: 404 (the
+    /// resource is not here), never a 5xx — the caller's request is answered.
     #[error("{message}")]
-    NotImplemented { code: &'static str, message: String },
+    NotOffered { code: &'static str, message: String },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -65,11 +71,11 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized | ApiError::BadKey => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            ApiError::NotOffered { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,10 +85,11 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::Unprocessable { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::NotImplemented { code, .. } => code,
+            | ApiError::NotOffered { code, .. } => code,
             ApiError::Unauthorized => "unauthenticated",
             ApiError::BadKey => "invalid_api_key",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::CrossSite => "cross_site_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Unavailable(_) => "unavailable",

@@ -58,28 +58,33 @@ impl Lang {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Lang {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(q) = parts.uri.query() {
+impl Lang {
+    /// The reader's language: `?lang=`, else the `lang` cookie, else
+    /// `Accept-Language`, else Russian.
+    pub fn from_headers(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Lang {
+        if let Some(q) = uri.query() {
             for pair in q.split('&') {
-                if let Some(v) = pair.strip_prefix("lang=") {
-                    if let Some(l) = Lang::parse(v) {
-                        return Ok(l);
-                    }
+                if let Some(l) = pair.strip_prefix("lang=").and_then(Lang::parse) {
+                    return l;
                 }
             }
         }
-        let jar = CookieJar::from_headers(&parts.headers);
+        let jar = CookieJar::from_headers(headers);
         if let Some(l) = jar.get("lang").and_then(|c| Lang::parse(c.value())) {
-            return Ok(l);
+            return l;
         }
-        let accept = parts
-            .headers
+        let accept = headers
             .get("accept-language")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        Ok(Lang::from_accept_language(accept).unwrap_or(Lang::Ru))
+        Lang::from_accept_language(accept).unwrap_or(Lang::Ru)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Lang::from_headers(&parts.headers, &parts.uri))
     }
 }
 
@@ -105,6 +110,8 @@ pub struct Texts {
     pub register_failed_short: &'static str,
     pub register_failed_email: &'static str,
     pub register_failed_name: &'static str,
+    pub register_failed_name_shape: &'static str,
+    pub register_failed_long_password: &'static str,
     pub have_account: &'static str,
     pub no_account: &'static str,
     pub home_title: &'static str,
@@ -173,6 +180,7 @@ pub struct Texts {
     pub filter: &'static str,
     pub next_page: &'static str,
     pub not_found: &'static str,
+    pub page_not_found: &'static str,
     pub forbidden: &'static str,
     pub error_title: &'static str,
     pub back: &'static str,
@@ -184,6 +192,7 @@ pub struct Texts {
     pub err_unknown_material: &'static str,
     pub status_changed_ok: &'static str,
     pub err_tracking_required: &'static str,
+    pub err_bad_tracking: &'static str,
     pub err_not_yours: &'static str,
     pub err_invalid_transition: &'static str,
     pub details: &'static str,
@@ -285,6 +294,8 @@ pub static RU: Texts = Texts {
     register_failed_short: "Пароль должен быть не короче 8 символов.",
     register_failed_email: "Укажите адрес эл. почты, например anna@example.com.",
     register_failed_name: "Укажите имя.",
+    register_failed_name_shape: "Имя — одна строка не длиннее 100 символов, без управляющих символов.",
+    register_failed_long_password: "Пароль не длиннее 1024 символов.",
     have_account: "Уже есть аккаунт?",
     no_account: "Нет аккаунта?",
     home_title: "Ювелирное изделие по вашей модели",
@@ -352,6 +363,7 @@ pub static RU: Texts = Texts {
     filter: "Показать",
     next_page: "Дальше →",
     not_found: "Заказ не найден.",
+    page_not_found: "Такой страницы нет. Проверьте адрес или начните с главной.",
     forbidden: "Эта страница недоступна для вашей роли.",
     error_title: "Ошибка",
     back: "Назад",
@@ -363,6 +375,7 @@ pub static RU: Texts = Texts {
     err_unknown_material: "Выберите металл из списка.",
     status_changed_ok: "Статус обновлён.",
     err_tracking_required: "Для отправки нужен трек-номер.",
+    err_bad_tracking: "Трек-номер — до 64 букв, цифр, пробелов и знаков - / . без других символов.",
     err_not_yours: "Этот заказ в работе у другого оператора:",
     err_invalid_transition: "Действие недоступно: заказ сейчас в статусе",
     details: "Подробнее",
@@ -416,6 +429,8 @@ pub static EN: Texts = Texts {
     register_failed_short: "The password must be at least 8 characters long.",
     register_failed_email: "Enter an email address, e.g. anna@example.com.",
     register_failed_name: "Enter your name.",
+    register_failed_name_shape: "The name must be one line of at most 100 characters, without control characters.",
+    register_failed_long_password: "The password must be at most 1024 characters long.",
     have_account: "Already have an account?",
     no_account: "No account yet?",
     home_title: "Jewellery made from your model",
@@ -483,6 +498,7 @@ pub static EN: Texts = Texts {
     filter: "Show",
     next_page: "Next →",
     not_found: "Order not found.",
+    page_not_found: "There is no such page. Check the address or start from the home page.",
     forbidden: "This page is not available to your role.",
     error_title: "Error",
     back: "Back",
@@ -494,6 +510,7 @@ pub static EN: Texts = Texts {
     err_unknown_material: "Choose a metal from the list.",
     status_changed_ok: "Status updated.",
     err_tracking_required: "A tracking number is required to ship.",
+    err_bad_tracking: "A tracking number is up to 64 letters, digits, spaces and - / . characters.",
     err_not_yours: "This order is being made by another operator:",
     err_invalid_transition: "Not possible: the order is now",
     details: "Details",

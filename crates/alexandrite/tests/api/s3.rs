@@ -433,7 +433,7 @@ async fn the_embedded_store_says_direct_uploads_need_s3() {
     let (s, e) = ask_upload(&app, &app.b2b_key, 1000, RING).await;
     assert_eq!(
         (s, code(&e)),
-        (StatusCode::NOT_IMPLEMENTED, "direct_uploads_unavailable"),
+        (StatusCode::NOT_FOUND, "direct_uploads_unavailable"),
         "{e}"
     );
     let msg = e["error"]["message"].as_str().unwrap();
