@@ -46,7 +46,7 @@ pub fn json_rejection(e: JsonRejection) -> ApiError {
             too_large(&b.body_text())
         }
         JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
-            code: "bad_content_type",
+            code: "bad_json",
             message: "send the body as JSON with 'Content-Type: application/json'".into(),
         },
         e => ApiError::BadRequest {

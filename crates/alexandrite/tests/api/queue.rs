@@ -454,13 +454,21 @@ async fn an_operator_releases_with_a_reason_and_a_manager_reassigns() {
     assert_eq!(last["note"], "no AG925 casting today");
     // Back in the queue at once, and the customer's view follows.
     assert!(queued(&app, &boris, "").await.contains(&id));
-    let seen = app.wait_status(&app.b2b_key, &id, "CONFIRMED").await;
-    let steps: Vec<&str> = seen["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
+    // CONFIRMED is also the status before the take: wait for the release itself.
+    let mut steps: Vec<String> = vec![];
+    for _ in 0..400 {
+        let seen = app.wait_status(&app.b2b_key, &id, "CONFIRMED").await;
+        steps = seen["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["status"].as_str().unwrap().to_string())
+            .collect();
+        if steps.iter().any(|s| s == "MANUFACTURING_STARTED") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         &steps[steps.len() - 2..],
         ["MANUFACTURING_STARTED", "CONFIRMED"]
