@@ -455,11 +455,9 @@ async fn console_page(
         price_minor.as_deref(),
     ) {
         Ok(f) => (f, error, status),
+        // A filter that does not parse filters nothing: the whole queue, and why.
         Err(_) => (
-            Filter {
-                material: material.clone(),
-                ..Filter::default()
-            },
+            Filter::default(),
             qt.err_bad_filter.to_string(),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
