@@ -524,24 +524,28 @@ async fn the_command_line_puts_metrics_on_their_own_address() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    // The addresses it prints (the ports are picked at start).
-    let printed = tokio::task::spawn_blocking(move || {
-        let (mut metrics, mut shop) = (None, None);
+    // The addresses it prints (the ports are picked at start); the rest of
+    // its output is read too, or its next line would meet a closed pipe.
+    let (tx, printed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let (mut metrics, mut tx) = (None, Some(tx));
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
             let Ok(line) = line else { break };
             if let Some(url) = line.strip_prefix("Metrics on ") {
                 metrics = Some(url.trim().to_string());
             }
-            if let Some(url) = line.trim().strip_prefix("shop") {
-                shop = Some(url.trim().to_string());
-                break;
+            if let Some(url) = line.trim().strip_prefix("shop")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send((metrics.clone(), Some(url.trim().to_string())));
             }
         }
-        (metrics, shop)
     });
     let printed = tokio::time::timeout(Duration::from_secs(60), printed).await;
     let check = async {
-        let (metrics, shop) = printed.expect("started within a minute").unwrap();
+        let (metrics, shop) = printed
+            .expect("started within a minute")
+            .expect("the shop's address is printed");
         let metrics = metrics.expect("the metrics address is printed");
         let shop = shop.expect("the shop's address is printed");
         assert!(metrics.ends_with("/metrics"), "{metrics}");
