@@ -392,14 +392,14 @@ impl Application {
             config.metrics.token.as_ref(),
         );
         let metrics_server = metrics_listener.map(|l| {
-            let only_metrics = crate::metrics::router(scrape.clone(), Access::Open);
+            let only_metrics = crate::metrics::router(scrape.clone(), Access::Open, key.clone());
             (
                 l,
                 crate::metrics::track(only_metrics, metrics.clone(), role),
             )
         });
         let router = crate::metrics::track(
-            router.merge(crate::metrics::router(scrape, access.clone())),
+            router.merge(crate::metrics::router(scrape, access.clone(), key.clone())),
             metrics.clone(),
             role,
         );

@@ -16,8 +16,8 @@ use crate::app::Role;
 use adapters::metrics::{CONTENT_TYPE, Metrics};
 use adapters::{Bus, Db};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{MatchedPath, OriginalUri, Request, State};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -99,17 +99,22 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `GET /metrics`, for whom `access` admits.
-pub fn router(scrape: Arc<Scrape>, access: Access) -> Router {
+/// `GET /metrics`, for whom `access` admits; anyone else gets what an
+/// unknown path answers (`key` checks the identity its page frame shows).
+pub fn router(scrape: Arc<Scrape>, access: Access, key: web::IdentityKey) -> Router {
     Router::new()
         .route("/metrics", get(serve))
-        .with_state((scrape, access))
+        .with_state((scrape, access, key))
 }
 
-async fn serve(State((s, access)): State<(Arc<Scrape>, Access)>, headers: HeaderMap) -> Response {
+async fn serve(
+    State((s, access, key)): State<(Arc<Scrape>, Access, web::IdentityKey)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
     if !access.admits(&headers) {
         // Not "forbidden": the public is not told there is anything here.
-        return StatusCode::NOT_FOUND.into_response();
+        return web::extract::not_found(&key, &headers, &uri);
     }
     let text = s.metrics.scrape(|m| fill(s.clone(), m)).await;
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()

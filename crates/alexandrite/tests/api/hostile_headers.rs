@@ -397,6 +397,12 @@ async fn on_a_public_listener_metrics_are_not_found_without_the_token() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{auth:?}");
         assert!(!is_exposition(&body));
     }
+    // Answered as an unknown path is: nothing tells that metrics are here.
+    let kind = |r: &reqwest::Response| header(r.headers(), "content-type").map(str::to_string);
+    let refused = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    let unknown = reqwest::get(format!("{base}/metricz")).await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(kind(&refused), kind(&unknown));
     let r = reqwest::get(format!("{base}/login")).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "the rest of the site is served");
     app.stop().await;
