@@ -9,6 +9,10 @@
 //   E2E_HEADED        "1": show the browser (needs a display)
 //
 // Screenshots and the server's log go to e2e/test-results/.
+//
+// Every page visited must load without a single Content-Security-Policy
+// violation (a "Refused to …" console message or a securitypolicyviolation
+// event): each browser context is watched, and the test fails if any occurs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -31,6 +35,7 @@ const RESULTS = join(HERE, 'test-results');
 const SCREENSHOT_ALL = process.env.E2E_SCREENSHOTS === 'all';
 
 const OPERATOR = { email: 'oleg@alexandrite.local', password: 'operator-demo-2026' };
+const MANAGER = { email: 'maria@alexandrite.local', password: 'manager-demo-2026' };
 // Above the embedded bus's 60 s delivery lease: a delivery that stalls is redelivered within it.
 const PRICING_TIMEOUT_MS = 90_000;
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -138,10 +143,38 @@ async function shot(page, name) {
   }
 }
 
-/** A fresh browser context (own cookies); screenshot of the page if fn throws. */
+/**
+ * Watches every page of `context` for Content-Security-Policy violations: the
+ * browser's own "Refused to …" console messages, and securitypolicyviolation
+ * events (reported to the console by a script that runs before the page's own).
+ * Returns the list they are collected in.
+ */
+async function watchCsp(context) {
+  const violations = [];
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`securitypolicyviolation: ${e.violatedDirective} refused ${e.blockedURI || '(inline)'} `
+        + `at ${e.sourceFile || location.href}:${e.lineNumber} ${e.sample || ''}`);
+    });
+  });
+  context.on('console', (msg) => {
+    const text = msg.text();
+    if (/Refused to|Content Security Policy|securitypolicyviolation/i.test(text)) {
+      violations.push(`${msg.page()?.url() ?? '(no page)'}: ${text}`);
+    }
+  });
+  return violations;
+}
+
+function assertNoCspViolations(violations, what) {
+  assert.deepEqual(violations, [], `${what}: Content-Security-Policy violations:\n${violations.join('\n')}`);
+}
+
+/** A fresh browser context (own cookies); screenshot of the page if fn throws; fails on any CSP violation. */
 async function withPage(name, contextOptions, fn) {
   const context = await browser.newContext({ locale: 'ru-RU', ...contextOptions });
   context.setDefaultTimeout(15_000);
+  const violations = await watchCsp(context);
   const page = await context.newPage();
   const step = { n: 0 };
   const milestone = async (label) => {
@@ -150,6 +183,7 @@ async function withPage(name, contextOptions, fn) {
   };
   try {
     await fn(page, milestone);
+    assertNoCspViolations(violations, name);
   } catch (err) {
     await shot(page, `${name}-FAILED`);
     err.message += `\n    (page: ${page.url()}; screenshot: e2e/test-results/${name}-FAILED.png)`;
@@ -184,6 +218,7 @@ async function login(page, { email, password }) {
 async function openConsole(name) {
   const context = await browser.newContext({ locale: 'ru-RU' });
   context.setDefaultTimeout(15_000);
+  const violations = await watchCsp(context);
   const page = await context.newPage();
   await login(page, OPERATOR);
   await page.goto(`${server.baseUrl}/mes`);
@@ -196,7 +231,13 @@ async function openConsole(name) {
     async notReloaded() {
       assert.equal(await page.evaluate(() => window.__notReloaded === true), true, `${name} was reloaded`);
     },
-    async close() { await context.close(); },
+    async close() {
+      try {
+        assertNoCspViolations(violations, name);
+      } finally {
+        await context.close();
+      }
+    },
   };
 }
 
@@ -406,5 +447,79 @@ test('operator takes the confirmed order and ships it; the customer sees SHIPPED
     }
     assert.match(await page.locator('main').innerText(), new RegExp(tracking), 'the tracking number is shown');
     await milestone('order');
+  });
+});
+
+test('the Content-Security-Policy refuses inline script and style, and the suite notices', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const context = await browser.newContext({ locale: 'ru-RU' });
+  context.setDefaultTimeout(15_000);
+  try {
+    const violations = await watchCsp(context);
+    const page = await context.newPage();
+    const resp = await page.goto(`${server.baseUrl}/login`);
+    const csp = resp.headers()['content-security-policy'] || '';
+    assert.match(csp, /(^|;\s*)script-src 'self'(;|$)/, `the page's policy: ${csp}`);
+    assertNoCspViolations(violations, 'the login page');
+    // What an injected <script> or style attribute would do: refused, and reported.
+    await page.evaluate(() => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__inlineRan = true;';
+      document.body.appendChild(s);
+      document.body.setAttribute('style', 'background: red');
+    });
+    const deadline = Date.now() + 5_000;
+    while (violations.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await page.evaluate(() => window.__inlineRan === true), false, 'the inline script did not run');
+    assert.notEqual(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(255, 0, 0)', 'the inline style was not applied');
+    assert.ok(violations.some((v) => /script-src/.test(v)), `the refused script is reported: ${violations.join('\n')}`);
+    assert.ok(violations.some((v) => /style-src/.test(v)), `the refused style is reported: ${violations.join('\n')}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('every page, for every kind of visitor, loads under the policy without a violation', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  if (!shared.orderId) {
+    t.skip('needs the order of the shop test');
+    return;
+  }
+  const id = encodeURIComponent(shared.orderId);
+  const visit = async (page, path) => {
+    const resp = await page.goto(`${server.baseUrl}${path}`);
+    assert.equal(resp.status(), 200, `${path}: status`);
+    const h = resp.headers();
+    assert.match(h['content-security-policy'] || '', /script-src 'self'/, `${path}: the policy`);
+    assert.equal(h['x-frame-options'], 'DENY', `${path}: X-Frame-Options`);
+    assert.equal(h['x-content-type-options'], 'nosniff', `${path}: X-Content-Type-Options`);
+    await page.waitForLoadState('load');
+  };
+  const tours = [
+    ['anonymous', null, ['/', '/login', '/register']],
+    ['customer', shared.customer, ['/account', `/account/orders/${id}`, '/upload']],
+    ['operator', OPERATOR, ['/mes', `/mes/orders/${id}`, '/mes/late']],
+    ['manager', MANAGER, ['/crm', `/crm/orders/${id}`, '/crm/materials', '/crm/overdue']],
+  ];
+  for (const [who, person, paths] of tours) {
+    for (const locale of ['ru-RU', 'en-GB']) {
+      await withPage(`tour-${who}-${locale}`, { locale }, async (page) => {
+        if (person) await login(page, person);
+        for (const path of paths) await visit(page, path);
+      });
+    }
+  }
+
+  // A model picture that cannot be had is removed, not shown broken (what an
+  // inline onerror handler used to do).
+  await withPage('broken-preview', {}, async (page) => {
+    await login(page, OPERATOR);
+    await page.route('**/preview.png', (route) => route.fulfill({ status: 404, body: '' }));
+    await visit(page, `/mes/orders/${id}`);
+    await page.waitForSelector('img.preview[data-optional]', { state: 'detached' });
+    await page.unroute('**/preview.png');
+    await visit(page, `/mes/orders/${id}`);
+    await page.waitForFunction(() => {
+      const img = document.querySelector('img.preview[data-optional]');
+      return img && img.complete && img.naturalWidth > 0;
+    });
   });
 });

@@ -53,6 +53,10 @@ impl Role {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `metrics.listen`: a listener serving only `/metrics`.
+    metrics_server: Option<(TcpListener, Router)>,
+    /// Who may read `/metrics` on the main listener.
+    metrics_access: crate::metrics::Access,
     bus: Option<Arc<dyn Bus>>,
     crm: Option<Crm>,
     mes: Option<Mes>,
@@ -62,7 +66,7 @@ pub struct Application {
     reconciler: Option<(crate::reconcile::Source, crate::reconcile::Source)>,
     reconcile: crate::config::ReconcileSection,
     pub demo: Option<crate::demo::DemoAccounts>,
-    /// This process's metrics (served on `/metrics`).
+    /// This process's metrics (served on `/metrics`, see [`crate::metrics`]).
     metrics: adapters::metrics::Metrics,
     /// Background tasks, restarted if they die.
     tasks: adapters::tasks::Tasks,
@@ -364,17 +368,43 @@ impl Application {
         if let Some(mes) = &mes {
             databases.push(("mes", mes.state().db.clone()));
         }
-        let scrape = crate::metrics::Scrape {
+        let scrape = Arc::new(crate::metrics::Scrape {
             metrics: metrics.clone(),
             databases,
             bus: bus.clone(),
             sla: config.sla.clone(),
-        };
+        });
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let metrics_listener =
+            match &config.metrics.listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (metrics.listen): {e}")
+                })?),
+                None => None,
+            };
+        use crate::metrics::Access;
+        let access = Access::on_main(
+            role,
+            listener.local_addr()?,
+            metrics_listener.is_some(),
+            config.metrics.token.as_ref(),
+        );
+        let metrics_server = metrics_listener.map(|l| {
+            let only_metrics = crate::metrics::router(scrape.clone(), Access::Open, key.clone());
+            (
+                l,
+                crate::metrics::track(only_metrics, metrics.clone(), role),
+            )
+        });
         let router = crate::metrics::track(
-            router.merge(crate::metrics::router(scrape)),
+            router.merge(crate::metrics::router(scrape, access.clone(), key.clone())),
             metrics.clone(),
             role,
         );
+        // Security headers on every response this listener sends.
+        let router = gateway::headers::secure(router, config.cookie_secure);
         use crate::reconcile::Source;
         let reconciler = match (role, &crm, &mes) {
             (Role::All, Some(c), Some(m)) => Some((
@@ -393,12 +423,11 @@ impl Application {
             )),
             _ => None,
         };
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         Ok(Application {
             listener,
             router,
+            metrics_server,
+            metrics_access: access,
             bus,
             crm,
             mes,
@@ -431,6 +460,29 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// Where this process's `/metrics` can be read, for the start-up message.
+    pub fn metrics_where(&self) -> String {
+        use crate::metrics::Access;
+        let main = self.local_addr();
+        match (self.metrics_addr(), &self.metrics_access) {
+            (Some(m), _) => format!("Metrics on http://{m}/metrics"),
+            (None, Access::Open) => format!("Metrics on http://{main}/metrics"),
+            (None, Access::Token(_)) => {
+                format!("Metrics on http://{main}/metrics (Authorization: Bearer <metrics.token>)")
+            }
+            (None, Access::Refused) => {
+                "Metrics: not served (set metrics.listen or metrics.token)".into()
+            }
+        }
+    }
+
+    /// Where `metrics.listen` serves `/metrics`, if it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("bound"))
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, drains the consumers
@@ -470,9 +522,19 @@ impl Application {
             }
         }
         tracing::info!(%addr, "serving");
+        let metrics_server = self.metrics_server.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         tracing::info!("HTTP stopped; draining consumers");
         if let Some(bus) = &self.bus {
             bus.shutdown().await;

@@ -36,6 +36,21 @@ pub struct Config {
     /// How long an order may stay in each status (`sla.confirmed_seconds`, …).
     pub sla: domain::sla::SlaPolicy,
     pub telemetry: TelemetrySection,
+    /// Where `/metrics` is served (see README: Observability).
+    pub metrics: MetricsSection,
+}
+
+/// Who can read `/metrics` (`metrics.*`): never the public, unless it holds the token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// A second listener serving only `/metrics`, e.g. `127.0.0.1:9180` (only
+    /// Prometheus should reach it). Set, `/metrics` leaves the main listener.
+    pub listen: Option<String>,
+    /// `/metrics` on the main listener answers `Authorization: Bearer <token>`
+    /// (otherwise 404, like any unknown path).
+    #[serde(skip_serializing)]
+    pub token: Option<SecretString>,
 }
 
 /// Traces and logs beyond the standard `OTEL_*` variables.
@@ -235,6 +250,7 @@ impl Default for Config {
             reconcile: ReconcileSection::default(),
             sla: domain::sla::SlaPolicy::default(),
             telemetry: TelemetrySection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 }
@@ -280,6 +296,7 @@ const TOP_LEVEL: &[&str] = &[
     "reconcile",
     "sla",
     "telemetry",
+    "metrics",
 ];
 
 impl Config {
@@ -316,6 +333,12 @@ impl Config {
             "configuration: mes.multipart_part_bytes is {}, but S3 parts are at least 5 MiB (5242880)",
             config.multipart_part_bytes()
         );
+        if let Some(t) = &config.metrics.token {
+            anyhow::ensure!(
+                t.expose_secret().trim().len() >= 16,
+                "configuration: metrics.token must be at least 16 characters"
+            );
+        }
         if let Some(url) = &config.telemetry.trace_url {
             anyhow::ensure!(
                 url.contains("{trace_id}"),
@@ -438,6 +461,11 @@ impl Config {
         v["notifier"]["mail_dir"] = serde_json::json!(self.mail_dir());
         v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
         v["cache"]["url"] = serde_json::json!(adapters::db::redact(&self.cache.url));
+        v["metrics"]["token"] = serde_json::json!(if self.metrics.token.is_some() {
+            "***"
+        } else {
+            "(none)"
+        });
         serde_json::to_string_pretty(&v).expect("json")
     }
 }
@@ -506,6 +534,26 @@ mod tests {
                 err,
                 "configuration: telemetry.trace_url must contain {trace_id} (got \"http://jaeger:16686/trace/\")"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_metrics_section_comes_from_the_environment_and_its_token_is_masked() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.metrics.listen, None);
+            assert!(c.metrics.token.is_none());
+            jail.set_env("ALEXANDRITE_METRICS__LISTEN", "127.0.0.1:9180");
+            jail.set_env("ALEXANDRITE_METRICS__TOKEN", "prometheus-reads-this-1");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9180"));
+            let shown = c.show();
+            assert!(!shown.contains("prometheus-reads-this-1"), "{shown}");
+            assert!(shown.contains("127.0.0.1:9180"), "{shown}");
+            jail.set_env("ALEXANDRITE_METRICS__TOKEN", "short");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("metrics.token"), "{err}");
             Ok(())
         });
     }

@@ -35,6 +35,9 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:80.
         #[arg(long, env = "ALEXANDRITE_LISTEN", value_name = "ADDR")]
         listen: Option<String>,
+        /// Serve /metrics on this address only (e.g. 127.0.0.1:9180), not on --listen.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
         /// What this process runs: everything, or one service (needs bus.url = amqp://…).
         #[arg(long, value_enum, default_value = "all")]
         role: alexandrite::app::Role,
@@ -173,15 +176,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load(&cli)?;
     match cli.command.unwrap_or(Command::Serve {
         listen: None,
+        metrics_listen: None,
         role: alexandrite::app::Role::All,
     }) {
-        Command::Serve { listen, role } => {
+        Command::Serve {
+            listen,
+            metrics_listen,
+            role,
+        } => {
             telemetry::init_for(Sink::Stdout, role.service())?;
             let mut config = config;
             if let Some(l) = listen {
                 config.listen = l;
             }
+            if let Some(l) = metrics_listen {
+                config.metrics.listen = Some(l);
+            }
             let app = Application::build_role(&config, role).await?;
+            println!("{}", app.metrics_where());
             if !matches!(
                 role,
                 alexandrite::app::Role::All | alexandrite::app::Role::Gateway

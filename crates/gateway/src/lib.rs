@@ -3,6 +3,8 @@
 //! programs) and passes the caller on to the services in a signed header. In the
 //! all-in-one process it wraps the merged router; it is not a second hop.
 
+pub mod headers;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, header};

@@ -21,3 +21,17 @@ document.addEventListener('DOMContentLoaded', function () {
     })
     .catch(function () {});
 });
+
+// A model's picture that cannot be shown (not rendered yet, or gone) is
+// removed rather than left as a broken image: `<img data-optional>`. The
+// error event does not bubble, so it is caught on its way down; pictures that
+// failed before this script ran are asked for once more to be caught too.
+document.addEventListener('error', function (e) {
+  var img = e.target;
+  if (img && img.tagName === 'IMG' && img.hasAttribute('data-optional') && img.parentNode) {
+    img.parentNode.removeChild(img);
+  }
+}, true);
+Array.prototype.forEach.call(document.querySelectorAll('img[data-optional]'), function (img) {
+  if (img.complete && img.naturalWidth === 0) { img.src = img.src; }
+});

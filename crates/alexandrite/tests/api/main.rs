@@ -7,6 +7,7 @@ mod catalogue;
 mod cli;
 mod durability;
 mod hostile_edges;
+mod hostile_headers;
 mod isolation;
 mod journey;
 mod lifecycle;

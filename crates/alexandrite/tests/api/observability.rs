@@ -389,10 +389,13 @@ async fn the_gateway_role_serves_its_own_metrics() {
     // Nothing listens on port 1: the services behind the gateway are down.
     config.gateway.crm_url = "http://127.0.0.1:1".into();
     config.gateway.mes_url = "http://127.0.0.1:1".into();
+    // A process of one role serves /metrics on its metrics listener only.
+    config.metrics.listen = Some("127.0.0.1:0".into());
     let app = Application::build_role(&config, Role::Gateway)
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
+    let metrics_base = format!("http://{}", app.metrics_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -405,8 +408,8 @@ async fn the_gateway_role_serves_its_own_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
-    let _ = scrape(&client, &base).await;
-    let m = scrape(&client, &base).await;
+    let _ = scrape(&client, &metrics_base).await;
+    let m = scrape(&client, &metrics_base).await;
     assert_eq!(
         m.value(
             "alexandrite_http_requests_total",
