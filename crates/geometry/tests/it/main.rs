@@ -5,3 +5,4 @@ mod errors;
 mod generated;
 mod props;
 mod real;
+mod winding;
