@@ -53,6 +53,30 @@ pub struct Limits {
     pub max_triangles: u64,
 }
 
+/// Bytes of 3MF model XML allowed per triangle of the limit: a triangle
+/// element is ~50 bytes and an unwelded exporter writes up to three
+/// vertices of ~70 bytes each (real files: 72–78 bytes per triangle).
+pub const XML_BYTES_PER_TRIANGLE: u64 = 256;
+/// Model XML allowed beyond that (the model element, metadata, build).
+pub const XML_SLACK_BYTES: u64 = 16 << 20;
+
+impl Limits {
+    /// Vertices a model may list: three per allowed triangle (more could
+    /// never all be used) plus a little slack.
+    pub fn max_vertices(&self) -> u64 {
+        self.max_triangles.saturating_mul(3).saturating_add(1024)
+    }
+    /// Bytes a compressed container (the 3MF model part) may inflate to:
+    /// [`XML_BYTES_PER_TRIANGLE`] per allowed triangle plus [`XML_SLACK_BYTES`].
+    /// Reading stops there, so a zip bomb costs no more than this in time
+    /// and nothing like it in memory (the XML is parsed as it inflates).
+    pub fn max_inflated_bytes(&self) -> u64 {
+        self.max_triangles
+            .saturating_mul(XML_BYTES_PER_TRIANGLE)
+            .saturating_add(XML_SLACK_BYTES)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -273,6 +297,16 @@ pub enum GeometryError {
     TooLarge { size: u64, limit: u64 },
     #[error("model has {found} triangles, more than the limit of {limit}")]
     TooManyTriangles { found: u64, limit: u64 },
+    #[error(
+        "model lists more than {limit} vertices (at most three per allowed triangle); \
+         it cannot be within the triangle limit"
+    )]
+    TooManyVertices { limit: u64 },
+    #[error(
+        "the {format} expands beyond {limit_mb} MB when unpacked, more than any model \
+         within the limits needs"
+    )]
+    Expands { format: &'static str, limit_mb: u64 },
     #[error("{format}: {message}")]
     Malformed {
         format: &'static str,
