@@ -11,6 +11,9 @@ use std::io::Write;
 pub enum Bomb {
     /// A 3MF whose model XML inflates to `size` bytes of tiny elements.
     ThreeMfExpansion,
+    /// The same whose zip headers declare the model part 1 kB long (a
+    /// declared size is the sender's word; only the inflating counts).
+    ThreeMfLyingSize,
     /// A 3MF listing far more vertices than any allowed mesh can use.
     ThreeMfVertices,
     /// A 3MF whose components refer twice to the next level, 40 levels
@@ -29,8 +32,9 @@ pub enum Bomb {
 }
 
 impl Bomb {
-    pub const ALL: [Bomb; 8] = [
+    pub const ALL: [Bomb; 9] = [
         Bomb::ThreeMfExpansion,
+        Bomb::ThreeMfLyingSize,
         Bomb::ThreeMfVertices,
         Bomb::ThreeMfLattice,
         Bomb::PlyDeclaredCount,
@@ -43,6 +47,7 @@ impl Bomb {
     pub fn name(self) -> &'static str {
         match self {
             Bomb::ThreeMfExpansion => "3mf-expansion",
+            Bomb::ThreeMfLyingSize => "3mf-lying-size",
             Bomb::ThreeMfVertices => "3mf-vertices",
             Bomb::ThreeMfLattice => "3mf-lattice",
             Bomb::PlyDeclaredCount => "ply-declared-count",
@@ -62,8 +67,13 @@ impl Bomb {
     pub fn build(self, limits: &geometry::Limits, over: u64) -> Vec<u8> {
         let tris = limits.max_triangles;
         match self {
+            Bomb::ThreeMfLyingSize => {
+                let mut z = Bomb::ThreeMfExpansion.build(limits, over);
+                lie_about_size(&mut z, 1000);
+                z
+            }
             Bomb::ThreeMfExpansion => {
-                let target = limits.max_inflated_bytes() * over;
+                let target = inflated_budget(limits) * over;
                 three_mf(|w| {
                     let chunk = "<a/>".repeat(16 << 10);
                     let mut written = 0u64;
@@ -75,7 +85,7 @@ impl Bomb {
                 })
             }
             Bomb::ThreeMfVertices => three_mf(|w| {
-                let n = limits.max_vertices() * over;
+                let n = vertex_budget(limits) * over;
                 let line = "<vertex x=\"0\" y=\"0\" z=\"0\"/>".repeat(1024);
                 for _ in 0..n.div_ceil(1024) {
                     w.write_all(line.as_bytes()).unwrap();
@@ -110,7 +120,7 @@ impl Bomb {
                     .collect()
             }
             Bomb::PlyVertices => {
-                let n = limits.max_vertices() * over;
+                let n = vertex_budget(limits) * over;
                 let mut out = format!(
                     "ply\nformat binary_little_endian 1.0\nelement vertex {n}\n\
                      property float x\nproperty float y\nproperty float z\n\
@@ -141,7 +151,7 @@ impl Bomb {
             Bomb::ObjVertices => {
                 let line = b"v 0 0 0\n".repeat(4096);
                 let mut out = Vec::new();
-                for _ in 0..(limits.max_vertices() * over).div_ceil(4096) {
+                for _ in 0..(vertex_budget(limits) * over).div_ceil(4096) {
                     out.extend_from_slice(&line);
                 }
                 out.extend_from_slice(b"f 1 2 3\n");
@@ -149,6 +159,17 @@ impl Bomb {
             }
         }
     }
+}
+
+/// `Limits::max_vertices` (spelled out so that the benchmark also builds
+/// against code from before the budgets, to compare).
+pub fn vertex_budget(l: &geometry::Limits) -> u64 {
+    l.max_triangles * 3 + 1024
+}
+
+/// `Limits::max_inflated_bytes` (see [`vertex_budget`]).
+pub fn inflated_budget(l: &geometry::Limits) -> u64 {
+    l.max_triangles * 256 + (16 << 20)
 }
 
 const HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<model unit=\"millimeter\" \
@@ -161,8 +182,7 @@ const TRIANGLE: &str = "</vertices><triangles><triangle v1=\"0\" v2=\"1\" v3=\"2
 fn three_mf(body: impl FnOnce(&mut dyn Write)) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
+        .compression_method(zip::CompressionMethod::Deflated);
     zip.start_file("3D/3dmodel.model", opts).unwrap();
     zip.write_all(HEAD.as_bytes()).unwrap();
     zip.write_all(
@@ -181,4 +201,19 @@ fn zip_model(xml: &[u8]) -> Vec<u8> {
     zip.start_file("3D/3dmodel.model", opts).unwrap();
     zip.write_all(xml).unwrap();
     zip.finish().unwrap().into_inner()
+}
+
+/// Rewrites the uncompressed size of every entry, in the local headers and
+/// the central directory (32-bit fields: entries under 4 GiB).
+fn lie_about_size(z: &mut [u8], size: u32) {
+    let mut i = 0;
+    while i + 46 <= z.len() {
+        let sig = u32::from_le_bytes([z[i], z[i + 1], z[i + 2], z[i + 3]]);
+        if sig == 0x0403_4b50 {
+            z[i + 22..i + 26].copy_from_slice(&size.to_le_bytes());
+        } else if sig == 0x0201_4b50 {
+            z[i + 24..i + 28].copy_from_slice(&size.to_le_bytes());
+        }
+        i += 1;
+    }
 }

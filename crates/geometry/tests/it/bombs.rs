@@ -45,6 +45,44 @@ fn a_3mf_zip_bomb_stops_at_the_inflation_budget() {
 }
 
 #[test]
+fn a_3mf_that_lies_about_its_size_stops_at_the_budget_too() {
+    assert_eq!(
+        refused(Bomb::ThreeMfLyingSize),
+        GeometryError::Expands {
+            format: "3MF",
+            limit_mb: 20
+        }
+    );
+}
+
+#[test]
+fn one_giant_3mf_element_is_not_held_in_memory() {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?><model unit=\"millimeter\"><resources><object id=\"1\"><mesh><vertices><vertex x=\"",
+    );
+    xml.push_str(&"1".repeat(6 << 20));
+    xml.push_str("\" y=\"0\" z=\"0\"/></vertices></mesh></object></resources></model>");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(
+        "3D/3dmodel.model",
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut zip, xml.as_bytes()).unwrap();
+    let bytes = zip.finish().unwrap().into_inner();
+    match geometry::analyze(&bytes, &LIMITS) {
+        Err(GeometryError::Malformed {
+            format: "3MF",
+            message,
+        }) => {
+            assert!(message.contains("longer than 4 MB"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn a_3mf_vertex_flood_is_counted_while_parsed() {
     assert_eq!(
         refused(Bomb::ThreeMfVertices),
