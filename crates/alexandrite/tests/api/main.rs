@@ -6,6 +6,7 @@ mod helpers;
 mod catalogue;
 mod cli;
 mod durability;
+mod hostile_geometry;
 mod isolation;
 mod journey;
 mod lifecycle;
