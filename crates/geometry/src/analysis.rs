@@ -831,9 +831,9 @@ fn pair_around_edge(
 /// Counts a vertex in a shell and grows the shell's box by it.
 fn add_vertex(s: &mut Acc, q: &[f64; 3]) {
     s.vertices += 1;
-    for k in 0..3 {
-        s.min[k] = lower(s.min[k], q[k]);
-        s.max[k] = upper(s.max[k], q[k]);
+    for (k, &c) in q.iter().enumerate() {
+        s.min[k] = lower(s.min[k], c);
+        s.max[k] = upper(s.max[k], c);
     }
 }
 

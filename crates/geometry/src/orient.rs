@@ -74,7 +74,8 @@ pub(crate) fn orient(p: &[[f64; 3]], tris: &[[u32; 3]], mut budget: u64) -> Orie
     let mut deg = vec![0u32; nf + 1];
     // Faces with an edge that is not manifold (open or shared by > 2).
     let mut open = vec![false; nf];
-    let runs = |half: &[(u64, u32)], mut each: Box<dyn FnMut(&[(u64, u32)]) + '_>| {
+    type Run<'a> = Box<dyn FnMut(&[(u64, u32)]) + 'a>;
+    let runs = |half: &[(u64, u32)], mut each: Run<'_>| {
         let mut i = 0;
         while i < half.len() {
             let mut j = i + 1;
@@ -278,7 +279,7 @@ pub(crate) fn orient(p: &[[f64; 3]], tris: &[[u32; 3]], mut budget: u64) -> Orie
                 depth += 1;
             }
         }
-        let want_positive = depth % 2 == 0;
+        let want_positive = depth.is_multiple_of(2);
         invert[i] = (vol > 0.0) != want_positive;
     }
     for (i, pt) in patches.iter().enumerate() {

@@ -139,11 +139,11 @@ fn model_part_name<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>) -> Opt
                         if e.local_name().as_ref() == b"Relationship" =>
                     {
                         let ty = attr(&e, b"Type").ok().flatten().unwrap_or_default();
-                        if ty.ends_with(b"/3dmodel") {
-                            if let Some(t) = attr(&e, b"Target").ok().flatten() {
-                                let t = String::from_utf8_lossy(&t);
-                                return Some(t.trim_start_matches('/').to_string());
-                            }
+                        if ty.ends_with(b"/3dmodel")
+                            && let Some(t) = attr(&e, b"Target").ok().flatten()
+                        {
+                            let t = String::from_utf8_lossy(&t);
+                            return Some(t.trim_start_matches('/').to_string());
                         }
                     }
                     _ => {}

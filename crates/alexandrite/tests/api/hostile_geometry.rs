@@ -15,7 +15,7 @@ fn turn_some(stl: &mut [u8], seed: u64) -> u64 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             // Swap the record's second and third corners.
             let r = 84 + 50 * i;
             let (b, c) = stl[r + 24..r + 48].split_at_mut(12);

@@ -26,7 +26,7 @@ pub fn scramble(mesh: &mut Mesh, seed: u64) -> u64 {
     let mut rng = Rng::new(seed);
     let mut turned = 0;
     for t in &mut mesh.triangles {
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             *t = [t[0], t[2], t[1]];
             turned += 1;
         }
