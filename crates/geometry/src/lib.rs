@@ -135,7 +135,8 @@ pub struct Analysis {
     /// Per-shell measures, at most [`analysis::MAX_LISTED_SHELLS`] (largest first
     /// when cut; a `ShellListTruncated` warning says so).
     pub shell_details: Vec<Shell>,
-    /// Things the customer or operator should know; none stops pricing by itself.
+    /// Things the customer or operator should know; those that doubt the
+    /// volume ([`Analysis::volume_doubts`]) stop pricing.
     pub warnings: Vec<Warning>,
 }
 
