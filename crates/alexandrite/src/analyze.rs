@@ -40,6 +40,7 @@ pub fn report(
         "stone_volume_mm3": measured.stone_volume_mm3,
         "metal_rule": measured.metal_rule,
         "metal_rule_text": measured.metal_rule.text_en(),
+        "flipped_triangles": measured.flipped_triangles,
         "warnings": measured.warnings,
         "analysis_ms": (ms * 1000.0).round() / 1000.0,
     });

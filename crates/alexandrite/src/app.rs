@@ -213,6 +213,7 @@ fn pricing_config(config: &Config, metrics: &adapters::metrics::Metrics) -> Pric
         s3: config.s3_options(),
         workers: config.pricing.workers,
         rules: config.pricing.rules.clone(),
+        memory_budget_mib: config.pricing.memory_budget_mib,
         limits: geometry::Limits {
             max_bytes: config.limits.max_upload_bytes,
             max_triangles: config.limits.max_triangles,

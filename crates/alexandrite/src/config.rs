@@ -178,6 +178,9 @@ pub struct PricingSection {
     /// Pricing jobs handled at once in this process.
     pub workers: usize,
     pub rules: PricingRules,
+    /// Memory the pricing workers of this process may hold at once, MiB:
+    /// jobs wait until their estimated need fits (pricing::admission).
+    pub memory_budget_mib: u64,
 }
 
 /// E-mail and B2B webhooks (`notifier.*`).
@@ -260,6 +263,7 @@ impl Default for PricingSection {
         PricingSection {
             workers: 2,
             rules: PricingRules::default(),
+            memory_budget_mib: pricing::admission::DEFAULT_BUDGET_MIB,
         }
     }
 }

@@ -230,6 +230,7 @@ fn generate(
         boundary_edges: 0,
         nonmanifold_edges: 0,
         weight_g: weight,
+        flipped_triangles: 0,
         warnings: vec![],
         metal_volume_mm3: Some(volume),
         stones: 0,

@@ -51,6 +51,7 @@ fn priced(id: OrderId) -> Envelope {
         metal_volume_mm3: Some(1000.0),
         stones: 0,
         metal_rule: price::MetalRule::SingleShell,
+        flipped_triangles: 0,
         warnings: vec![],
     };
     Envelope::new(

@@ -135,6 +135,10 @@ pub struct GeometrySummary {
     /// Which rule decided what is metal.
     #[serde(default)]
     pub metal_rule: crate::price::MetalRule,
+    /// Triangles the analysis turned to make the winding consistent before
+    /// measuring (0 in events made before it was recorded).
+    #[serde(default)]
+    pub flipped_triangles: u64,
     /// Remarks a person should know (inside-out, voids, …), in English.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

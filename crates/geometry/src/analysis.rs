@@ -47,11 +47,11 @@ const STONE_MAX_FRACTION: f64 = 0.25;
 const STONE_MIN_COMPACTNESS: f64 = 0.45;
 
 #[inline]
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(crate) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 #[inline]
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
@@ -59,7 +59,7 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     ]
 }
 #[inline]
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 #[inline]
@@ -178,15 +178,62 @@ impl Acc {
     }
 }
 
-/// Analyses a welded mesh.
+/// Analyses a welded mesh. A mesh whose winding is inconsistent is first
+/// re-oriented (see [`crate::orient`]): every measure is of the repaired
+/// mesh, `flipped_triangles` says how many triangles were turned and
+/// `non_orientable_shells` how many patches could not be oriented at all.
 pub fn analyze_mesh(mesh: &Mesh, format: Format) -> Analysis {
-    analyze_in_lanes(mesh, format, mesh.triangles.len() >= PARALLEL_MIN_TRIANGLES)
+    let two = mesh.triangles.len() >= PARALLEL_MIN_TRIANGLES;
+    let p = &mesh.positions;
+    let first = analyze_slices(p, &mesh.triangles, format, two);
+    // Consistent meshes (nearly all) pay nothing more than the edge pass's count.
+    if first.inconsistent_edges == 0 {
+        return first;
+    }
+    let o = crate::orient::orient(p, &mesh.triangles, CONTAINMENT_BUDGET);
+    let mut a = if o.flipped > 0 {
+        analyze_slices(p, &o.apply(&mesh.triangles), format, two)
+    } else {
+        first.clone()
+    };
+    a.inconsistent_edges = first.inconsistent_edges;
+    a.flipped_triangles = o.flipped;
+    a.non_orientable_shells = o.non_orientable;
+    a.containment_undecided |= o.undecided;
+    // Remarks about the winding come right after those about inside-out parts.
+    let at = a
+        .warnings
+        .iter()
+        .take_while(|w| matches!(w, Warning::InsideOut | Warning::InvertedShells { .. }))
+        .count();
+    let mut notes = Vec::new();
+    if o.flipped > 0 {
+        notes.push(Warning::WindingRepaired {
+            triangles: o.flipped,
+            edges: first.inconsistent_edges,
+        });
+    }
+    if o.non_orientable > 0 {
+        notes.push(Warning::NonOrientable {
+            shells: o.non_orientable,
+        });
+    }
+    if o.undecided && !a.warnings.contains(&Warning::ContainmentUndecided) {
+        notes.push(Warning::ContainmentUndecided);
+    }
+    a.warnings.splice(at..at, notes);
+    a
 }
 
-/// [`analyze_mesh`], with the large-model passes in two lanes when `two`.
+/// [`analyze_mesh`] without the winding repair, with the large-model passes
+/// in two lanes when `two`.
+#[cfg(test)]
 fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
-    let p = &mesh.positions;
-    let tris = &mesh.triangles;
+    analyze_slices(&mesh.positions, &mesh.triangles, format, two)
+}
+
+/// The analysis proper, of the triangles as wound.
+fn analyze_slices(p: &[[f64; 3]], tris: &[[u32; 3]], format: Format, two: bool) -> Analysis {
     let nv = p.len();
     let nf = tris.len();
 
@@ -535,7 +582,7 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
         s.edges = (3 * s.triangles).div_ceil(2);
     }
 
-    let kinds = classify(p, tris, &label, &acc);
+    let (kinds, containment_undecided) = classify(p, tris, &label, &acc);
 
     let mut shells: Vec<Shell> = acc
         .iter()
@@ -594,11 +641,6 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
             count: inverted_shells,
         });
     }
-    if inconsistent_edges > 0 {
-        warnings.push(Warning::InconsistentWinding {
-            edges: inconsistent_edges,
-        });
-    }
     if open_shells > 0 {
         warnings.push(Warning::OpenShells {
             count: open_shells,
@@ -618,6 +660,9 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
     }
     if stones > 0 {
         warnings.push(Warning::Stones { count: stones });
+    }
+    if containment_undecided {
+        warnings.push(Warning::ContainmentUndecided);
     }
     if degenerate > 0 {
         warnings.push(Warning::DegenerateTriangles { count: degenerate });
@@ -649,6 +694,9 @@ fn analyze_in_lanes(mesh: &Mesh, format: Format, two: bool) -> Analysis {
         nonmanifold_edges,
         degenerate_triangles: degenerate,
         inconsistent_edges,
+        flipped_triangles: 0,
+        non_orientable_shells: 0,
+        containment_undecided,
         inverted,
         voids,
         stones,
@@ -783,9 +831,9 @@ fn pair_around_edge(
 /// Counts a vertex in a shell and grows the shell's box by it.
 fn add_vertex(s: &mut Acc, q: &[f64; 3]) {
     s.vertices += 1;
-    for k in 0..3 {
-        s.min[k] = lower(s.min[k], q[k]);
-        s.max[k] = upper(s.max[k], q[k]);
+    for (k, &c) in q.iter().enumerate() {
+        s.min[k] = lower(s.min[k], c);
+        s.max[k] = upper(s.max[k], c);
     }
 }
 
@@ -856,7 +904,7 @@ fn claim_vertices(
 
 /// Winding number of a closed set of triangles around a point
 /// (van Oosterom–Strackee solid angles): ±1 inside, 0 outside.
-fn winding_number(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], q: [f64; 3]) -> f64 {
+pub(crate) fn winding_number(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], q: [f64; 3]) -> f64 {
     let mut total = 0.0;
     for &f in faces {
         let t = tris[f as usize];
@@ -879,7 +927,15 @@ fn winding_number(p: &[[f64; 3]], tris: &[[u32; 3]], faces: &[u32], q: [f64; 3])
 /// * closed, positive, inside another positive shell: `Nested`;
 /// * closed, positive, otherwise: `Solid`;
 /// * then `Stone` / `StonePart` by the stone rule ([`find_stones`]).
-fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Vec<ShellKind> {
+///
+/// Also says whether the containment budget ran out before every closed
+/// shell was tested (then a void may be taken for an inside-out part).
+fn classify(
+    p: &[[f64; 3]],
+    tris: &[[u32; 3]],
+    label: &[u32],
+    acc: &[Acc],
+) -> (Vec<ShellKind>, bool) {
     let ns = acc.len();
     let mut kinds: Vec<ShellKind> = acc
         .iter()
@@ -895,7 +951,7 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
         .collect();
     let closed: Vec<usize> = (0..ns).filter(|&i| acc[i].open == 0).collect();
     if closed.len() < 2 {
-        return kinds;
+        return (kinds, false);
     }
     // Faces grouped by shell (counting sort).
     let mut off = vec![0u32; ns + 1];
@@ -924,6 +980,7 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
     by_size.sort_by(|&a, &b| acc[a].volume.abs().total_cmp(&acc[b].volume.abs()));
     let mut parent: Vec<Option<usize>> = vec![None; ns];
     let mut budget = CONTAINMENT_BUDGET;
+    let mut undecided = false;
     for (ii, &s) in by_size.iter().enumerate() {
         let (_, f) = acc[s].largest_face;
         let t = tris[f as usize];
@@ -943,6 +1000,7 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
             }
             let fo = shell_faces(o);
             if budget < fo.len() as u64 {
+                undecided = true;
                 break;
             }
             budget -= fo.len() as u64;
@@ -965,7 +1023,7 @@ fn classify(p: &[[f64; 3]], tris: &[[u32; 3]], label: &[u32], acc: &[Acc]) -> Ve
     }
 
     find_stones(p, tris, &shell_faces, acc, &parent, &mut kinds);
-    kinds
+    (kinds, undecided)
 }
 
 /// Euler characteristic of a shell (2 for a closed genus-0 shell).

@@ -12,6 +12,7 @@ mod mem;
 mod mesh;
 mod num;
 mod obj;
+mod orient;
 mod ply;
 mod stl;
 mod text;
@@ -52,6 +53,30 @@ pub struct Limits {
     pub max_triangles: u64,
 }
 
+/// Bytes of 3MF model XML allowed per triangle of the limit: a triangle
+/// element is ~50 bytes and an unwelded exporter writes up to three
+/// vertices of ~70 bytes each (real files: 72–78 bytes per triangle).
+pub const XML_BYTES_PER_TRIANGLE: u64 = 256;
+/// Model XML allowed beyond that (the model element, metadata, build).
+pub const XML_SLACK_BYTES: u64 = 16 << 20;
+
+impl Limits {
+    /// Vertices a model may list: three per allowed triangle (more could
+    /// never all be used) plus a little slack.
+    pub fn max_vertices(&self) -> u64 {
+        self.max_triangles.saturating_mul(3).saturating_add(1024)
+    }
+    /// Bytes a compressed container (the 3MF model part) may inflate to:
+    /// [`XML_BYTES_PER_TRIANGLE`] per allowed triangle plus [`XML_SLACK_BYTES`].
+    /// Reading stops there, so a zip bomb costs no more than this in time
+    /// and nothing like it in memory (the XML is parsed as it inflates).
+    pub fn max_inflated_bytes(&self) -> u64 {
+        self.max_triangles
+            .saturating_mul(XML_BYTES_PER_TRIANGLE)
+            .saturating_add(XML_SLACK_BYTES)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -81,8 +106,18 @@ pub struct Analysis {
     pub nonmanifold_edges: u64,
     /// Triangles with (near-)zero area.
     pub degenerate_triangles: u64,
-    /// Manifold edges whose two triangles run the same way (winding flipped).
+    /// Manifold edges whose two triangles run the same way, as the file
+    /// wound them (before the repair).
     pub inconsistent_edges: u64,
+    /// Triangles turned to make the winding of their shell consistent before
+    /// anything was measured (0 when the file was consistent).
+    pub flipped_triangles: u64,
+    /// Patches of triangles that cannot be oriented consistently (a Möbius
+    /// strip, a Klein bottle): the volume means nothing.
+    pub non_orientable_shells: u64,
+    /// The containment tests between shells ran out of budget: which shells
+    /// are voids is not known, so neither is the volume.
+    pub containment_undecided: bool,
     /// The model as a whole is inside-out (its signed volume is negative).
     pub inverted: bool,
     /// Closed inside-out shells inside a solid: hollows, already subtracted.
@@ -100,7 +135,8 @@ pub struct Analysis {
     /// Per-shell measures, at most [`analysis::MAX_LISTED_SHELLS`] (largest first
     /// when cut; a `ShellListTruncated` warning says so).
     pub shell_details: Vec<Shell>,
-    /// Things the customer or operator should know; none stops pricing by itself.
+    /// Things the customer or operator should know; those that doubt the
+    /// volume ([`Analysis::volume_doubts`]) stop pricing.
     pub warnings: Vec<Warning>,
 }
 
@@ -186,8 +222,18 @@ pub enum Warning {
     InsideOut,
     #[error("{count} shells are inside-out; their volume is counted as positive metal")]
     InvertedShells { count: u64 },
-    #[error("the winding of the triangles is inconsistent on {edges} edges")]
-    InconsistentWinding { edges: u64 },
+    #[error(
+        "the winding of {triangles} triangles disagreed with their neighbours ({edges} edges); \
+         they were turned before measuring"
+    )]
+    WindingRepaired { triangles: u64, edges: u64 },
+    #[error(
+        "{shells} surfaces cannot be oriented (they have no inside, like a Möbius strip); \
+         the volume is meaningless"
+    )]
+    NonOrientable { shells: u64 },
+    #[error("too many shells to tell which lie inside which; the volume is uncertain")]
+    ContainmentUndecided,
     #[error("{count} shells are not closed ({open_edges} open edges); the volume is uncertain")]
     OpenShells { count: u64, open_edges: u64 },
     #[error("{count} edges are shared by more than two triangles")]
@@ -205,6 +251,12 @@ pub enum Warning {
 }
 
 impl Analysis {
+    /// The warnings that make the volume unfit to price from: open shells,
+    /// non-manifold edges, non-orientable surfaces, shells counted twice,
+    /// undecided containment. Empty when the volume can be trusted.
+    pub fn volume_doubts(&self) -> Vec<&Warning> {
+        self.warnings.iter().filter(|w| w.doubts_volume()).collect()
+    }
     /// Closed and manifold: every edge shared by exactly two triangles.
     pub fn watertight(&self) -> bool {
         self.boundary_edges == 0 && self.nonmanifold_edges == 0 && self.triangles > 0
@@ -216,6 +268,20 @@ impl Analysis {
             self.bbox_max[1] - self.bbox_min[1],
             self.bbox_max[2] - self.bbox_min[2],
         ]
+    }
+}
+
+impl Warning {
+    /// This remark means the volume cannot be trusted (see [`Analysis::volume_doubts`]).
+    pub fn doubts_volume(&self) -> bool {
+        matches!(
+            self,
+            Warning::OpenShells { .. }
+                | Warning::NonManifoldEdges { .. }
+                | Warning::NonOrientable { .. }
+                | Warning::NestedShells { .. }
+                | Warning::ContainmentUndecided
+        )
     }
 }
 
@@ -232,6 +298,16 @@ pub enum GeometryError {
     TooLarge { size: u64, limit: u64 },
     #[error("model has {found} triangles, more than the limit of {limit}")]
     TooManyTriangles { found: u64, limit: u64 },
+    #[error(
+        "model lists more than {limit} vertices (at most three per allowed triangle); \
+         it cannot be within the triangle limit"
+    )]
+    TooManyVertices { limit: u64 },
+    #[error(
+        "the {format} expands beyond {limit_mb} MB when unpacked, more than any model \
+         within the limits needs"
+    )]
+    Expands { format: &'static str, limit_mb: u64 },
     #[error("{format}: {message}")]
     Malformed {
         format: &'static str,

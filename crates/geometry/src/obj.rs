@@ -23,7 +23,9 @@ fn tokens(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
-    let mut verts: Vec<[f64; 3]> = Vec::with_capacity(bytes.len() / 40);
+    let max_vertices = limits.max_vertices();
+    let mut verts: Vec<[f64; 3]> =
+        Vec::with_capacity((bytes.len() / 40).min(max_vertices as usize));
     let mut corners: Vec<u32> = Vec::new();
     let mut tris: Vec<[u32; 3]> =
         Vec::with_capacity((bytes.len() / 40).min(limits.max_triangles as usize));
@@ -58,6 +60,11 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError
                             ));
                         }
                     };
+                }
+                if verts.len() as u64 >= max_vertices {
+                    return Err(GeometryError::TooManyVertices {
+                        limit: max_vertices,
+                    });
                 }
                 verts.push(p);
             }

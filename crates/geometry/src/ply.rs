@@ -241,6 +241,11 @@ pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError
                 shown(&el.name)
             )));
         }
+        if el.name == b"vertex" && el.count > limits.max_vertices() {
+            return Err(GeometryError::TooManyVertices {
+                limit: limits.max_vertices(),
+            });
+        }
         if el.name == b"face" && el.count > limits.max_triangles {
             return Err(GeometryError::TooManyTriangles {
                 found: el.count,

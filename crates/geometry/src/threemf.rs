@@ -139,11 +139,11 @@ fn model_part_name<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>) -> Opt
                         if e.local_name().as_ref() == b"Relationship" =>
                     {
                         let ty = attr(&e, b"Type").ok().flatten().unwrap_or_default();
-                        if ty.ends_with(b"/3dmodel") {
-                            if let Some(t) = attr(&e, b"Target").ok().flatten() {
-                                let t = String::from_utf8_lossy(&t);
-                                return Some(t.trim_start_matches('/').to_string());
-                            }
+                        if ty.ends_with(b"/3dmodel")
+                            && let Some(t) = attr(&e, b"Target").ok().flatten()
+                        {
+                            let t = String::from_utf8_lossy(&t);
+                            return Some(t.trim_start_matches('/').to_string());
                         }
                     }
                     _ => {}
@@ -161,43 +161,142 @@ fn model_part_name<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>) -> Opt
         .find(|n| n.to_ascii_lowercase().ends_with(".model"))
 }
 
+/// Largest single XML event (a tag with its attributes, or a text run) read
+/// before giving up: no element of a model needs more, and quick-xml holds a
+/// whole event in memory.
+const MAX_EVENT_BYTES: u64 = 4 << 20;
+
+/// Which budget an [`Inflating`] reader ran out of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Over {
+    Total,
+    Event,
+}
+
+/// The model part as it inflates, through a budget: reading stops with an
+/// error once `cap` bytes have come out in all, or `MAX_EVENT_BYTES` since the
+/// parser last finished an event, so neither a zip bomb nor one giant tag is
+/// ever held in memory.
+struct Inflating<R> {
+    inner: std::io::BufReader<R>,
+    total: u64,
+    cap: u64,
+    event: u64,
+    over: Option<Over>,
+}
+
+impl<R: Read> Inflating<R> {
+    fn new(inner: R, cap: u64) -> Self {
+        Inflating {
+            inner: std::io::BufReader::with_capacity(64 << 10, inner),
+            total: 0,
+            cap,
+            event: 0,
+            over: None,
+        }
+    }
+}
+
+impl<R: Read> std::io::BufRead for Inflating<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let buf = self.inner.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(buf);
+        }
+        let over = if self.total >= self.cap {
+            Some(Over::Total)
+        } else if self.event >= MAX_EVENT_BYTES {
+            Some(Over::Event)
+        } else {
+            None
+        };
+        if let Some(o) = over {
+            self.over = Some(o);
+            return Err(std::io::Error::other("over the inflation budget"));
+        }
+        let room = (self.cap - self.total).min(MAX_EVENT_BYTES - self.event);
+        Ok(&buf[..buf.len().min(room as usize)])
+    }
+    fn consume(&mut self, n: usize) {
+        self.total += n as u64;
+        self.event += n as u64;
+        self.inner.consume(n);
+    }
+}
+
+impl<R: Read> Read for Inflating<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let buf = self.fill_buf()?;
+        let n = buf.len().min(out.len());
+        out[..n].copy_from_slice(&buf[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// Where the parser reads from: an inflating zip entry, or bytes (tests).
+trait Source: std::io::BufRead {
+    /// The parser finished an event.
+    fn event_done(&mut self) {}
+    /// Which budget stopped the reading, if one did.
+    fn over(&self) -> Option<Over> {
+        None
+    }
+}
+
+impl<R: Read> Source for Inflating<R> {
+    fn event_done(&mut self) {
+        self.event = 0;
+    }
+    fn over(&self) -> Option<Over> {
+        self.over
+    }
+}
+
+impl Source for &[u8] {}
+
+impl<S: Source> Source for &mut S {
+    fn event_done(&mut self) {
+        (**self).event_done();
+    }
+    fn over(&self) -> Option<Over> {
+        (**self).over()
+    }
+}
+
 pub(crate) fn parse(bytes: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| err(format!("the zip container is damaged: {e}")))?;
     let name = model_part_name(&mut zip)
         .ok_or_else(|| err("the archive holds no 3D model part (3D/3dmodel.model)"))?;
-    let mut part = zip
+    let part = zip
         .by_name(&name)
         .map_err(|e| err(format!("cannot open the model part {name}: {e}")))?;
-    // A zip bomb stops at the limit: the XML needs at least ~60 bytes per
-    // triangle, so a part larger than this would exceed the triangle limit too.
-    let cap = limits
-        .max_bytes
-        .saturating_mul(20)
-        .max(limits.max_triangles.saturating_mul(200));
+    // A zip bomb stops at the budget, and the XML is parsed as it inflates:
+    // memory holds the model being built, never the XML. The declared size
+    // is the sender's word, so it only refuses early, never reserves.
+    let cap = limits.max_inflated_bytes();
+    let expands = || GeometryError::Expands {
+        format: TMF,
+        limit_mb: cap.div_ceil(1_000_000),
+    };
     if part.size() > cap {
-        return Err(GeometryError::TooLarge {
-            size: part.size(),
-            limit: cap,
-        });
+        return Err(expands());
     }
-    // The declared size is the sender's word: reserve at most 64 MiB up front.
-    let mut xml = Vec::with_capacity(part.size().min(64 << 20) as usize);
-    part.by_ref()
-        .take(cap.saturating_add(1))
-        .read_to_end(&mut xml)
-        .map_err(|e| err(format!("cannot decompress the model part {name}: {e}")))?;
-    if xml.len() as u64 > cap {
-        return Err(GeometryError::TooLarge {
-            size: xml.len() as u64,
-            limit: cap,
-        });
+    let mut source = Inflating::new(part, cap);
+    let parsed = parse_model(&mut source, limits);
+    match source.over {
+        Some(Over::Total) => Err(expands()),
+        Some(Over::Event) => Err(err(format!(
+            "one XML element of the model part is longer than {} MB",
+            MAX_EVENT_BYTES >> 20
+        ))),
+        None => parsed,
     }
-    drop(part);
-    parse_model(&xml, limits)
 }
 
-fn parse_model(xml: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
+fn parse_model<S: Source>(xml: S, limits: &Limits) -> Result<Mesh, GeometryError> {
     let mut r = Reader::from_reader(xml);
     let mut buf = Vec::new();
     let mut scale = 1.0;
@@ -205,13 +304,37 @@ fn parse_model(xml: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
     let mut current: Option<(u64, Object)> = None;
     let mut items: Vec<(u64, Mat)> = Vec::new();
     let mut stored: u64 = 0;
+    // Counted as they are read, against budgets derived from the limits.
+    let max_vertices = limits.max_vertices();
+    let mut vertices: u64 = 0;
+    let max_parts = max_parts(limits);
+    let mut parts: u64 = 0;
+    let too_many_parts = || {
+        err(format!(
+            "more than {max_parts} objects, components and build items"
+        ))
+    };
     loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| {
+        let ev = r.read_event_into(&mut buf);
+        r.get_mut().event_done();
+        if r.get_ref().over().is_some() {
+            // The caller names the budget.
+            return Err(err("over budget"));
+        }
+        let ev = ev.map_err(|e| {
             err(format!(
                 "the model XML is broken near byte {}: {e}",
                 r.buffer_position()
             ))
         })?;
+        if let Event::Start(ref e) | Event::Empty(ref e) = ev
+            && matches!(e.local_name().as_ref(), b"object" | b"component" | b"item")
+        {
+            parts += 1;
+            if parts > max_parts {
+                return Err(too_many_parts());
+            }
+        }
         match ev {
             Event::Eof => break,
             Event::Start(ref e) | Event::Empty(ref e) => match e.local_name().as_ref() {
@@ -232,6 +355,12 @@ fn parse_model(xml: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
                     let (_, o) = current
                         .as_mut()
                         .ok_or_else(|| err("a vertex outside an object"))?;
+                    vertices += 1;
+                    if vertices > max_vertices {
+                        return Err(GeometryError::TooManyVertices {
+                            limit: max_vertices,
+                        });
+                    }
                     o.vertices.push([
                         num_attr(e, b"x", "vertex")?,
                         num_attr(e, b"y", "vertex")?,
@@ -293,32 +422,53 @@ fn parse_model(xml: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
         ));
     }
 
-    // Count what the build places (instancing multiplies) before emitting.
-    fn count(objects: &HashMap<u64, Object>, id: u64, depth: u32) -> Result<u64, GeometryError> {
+    // Count what the build places (instancing multiplies) before emitting:
+    // triangles and vertices, each object's once (memoised, so a lattice of
+    // components that refer twice to the next level costs its size, not 2^depth).
+    fn count(
+        objects: &HashMap<u64, Object>,
+        memo: &mut HashMap<u64, (u64, u64)>,
+        id: u64,
+        depth: u32,
+    ) -> Result<(u64, u64), GeometryError> {
         if depth > 32 {
             return Err(err(
                 "components nest more than 32 deep (or refer to themselves)",
             ));
+        }
+        if let Some(&n) = memo.get(&id) {
+            return Ok(n);
         }
         let o = objects.get(&id).ok_or_else(|| {
             err(format!(
                 "something refers to object {id}, which is not defined"
             ))
         })?;
-        let mut n = o.triangles.len() as u64;
+        let (mut t, mut v) = (o.triangles.len() as u64, o.vertices.len() as u64);
         for (c, _) in &o.components {
-            n = n.saturating_add(count(objects, *c, depth + 1)?);
+            let (ct, cv) = count(objects, memo, *c, depth + 1)?;
+            t = t.saturating_add(ct);
+            v = v.saturating_add(cv);
         }
-        Ok(n)
+        memo.insert(id, (t, v));
+        Ok((t, v))
     }
-    let mut total = 0u64;
+    let mut memo = HashMap::new();
+    let (mut total, mut total_vertices) = (0u64, 0u64);
     for (id, _) in &items {
-        total = total.saturating_add(count(&objects, *id, 0)?);
+        let (t, v) = count(&objects, &mut memo, *id, 0)?;
+        total = total.saturating_add(t);
+        total_vertices = total_vertices.saturating_add(v);
     }
     if total > limits.max_triangles {
         return Err(GeometryError::TooManyTriangles {
             found: total,
             limit: limits.max_triangles,
+        });
+    }
+    if total_vertices > max_vertices {
+        return Err(GeometryError::TooManyVertices {
+            limit: max_vertices,
         });
     }
     let units: Mat = [
@@ -352,6 +502,13 @@ fn parse_model(xml: &[u8], limits: &Limits) -> Result<Mesh, GeometryError> {
     b.finish()
 }
 
+/// Objects, components and build items a model may have in all: far more
+/// than any piece of jewellery needs, few enough that their bookkeeping
+/// (about 150 bytes each) stays small.
+fn max_parts(limits: &Limits) -> u64 {
+    limits.max_triangles / 16 + 4096
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,7 +539,7 @@ mod tests {
  </resources>
  <build><item objectid="2" transform="-1 0 0 0 1 0 0 0 1 0 0 0"/></build>
 </model>"#;
-        let m = parse_model(xml, &Limits::default()).unwrap();
+        let m = parse_model(&xml[..], &Limits::default()).unwrap();
         assert_eq!(m.triangles.len(), 8);
         let a = crate::analyze_mesh(&m, crate::Format::ThreeMf);
         // Two tetrahedra of 1/6 cm³ each, mirrored (winding fixed): 2 * 1000/6 mm³.

@@ -534,10 +534,8 @@ fn weld_in_ranges(recs: &[u8], n: usize, ranges: usize) -> Result<Mesh, Geometry
                 base += fresh[k];
                 k += 1;
                 jobs.push(move || {
-                    let mut rank = start;
-                    for v in s.iter_mut().filter(|v| **v == tag) {
+                    for (rank, v) in (start..).zip(s.iter_mut().filter(|v| **v == tag)) {
                         *v = tag | rank;
-                        rank += 1;
                     }
                 });
             }

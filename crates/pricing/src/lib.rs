@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod admission;
+
 /// The work queue of pricing jobs.
 pub const QUEUE: QueueSpec = QueueSpec {
     name: "pricing.jobs",
@@ -33,6 +35,9 @@ pub struct PricingConfig {
     pub workers: usize,
     pub rules: PricingRules,
     pub limits: geometry::Limits,
+    /// Memory the workers of this process may hold at once, MiB
+    /// ([`admission`]; default [`admission::DEFAULT_BUDGET_MIB`]).
+    pub memory_budget_mib: u64,
     /// Where job durations, model sizes and the measurement cache are counted.
     pub metrics: adapters::metrics::Metrics,
 }
@@ -61,6 +66,14 @@ pub struct Measured {
     pub stone_volume_mm3: f64,
     #[serde(default)]
     pub metal_rule: MetalRule,
+    /// Triangles turned to make the winding consistent before measuring.
+    #[serde(default)]
+    pub flipped_triangles: u64,
+    /// Why the analysis itself doubts the volume beyond open or non-manifold
+    /// edges (non-orientable surfaces, shells counted twice, undecided
+    /// nesting), in English and Russian; such a volume is never priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreliable_volume: Option<String>,
 }
 
 impl From<&geometry::Analysis> for Measured {
@@ -85,8 +98,46 @@ impl From<&geometry::Analysis> for Measured {
                 geometry::MetalRule::AllShells => MetalRule::AllShells,
                 geometry::MetalRule::StonesExcluded => MetalRule::StonesExcluded,
             },
+            flipped_triangles: a.flipped_triangles,
+            unreliable_volume: unreliable_volume(a),
         }
     }
+}
+
+/// Why the analysis' own warnings make its volume unfit to price, in
+/// English and Russian (open and non-manifold edges are said by
+/// [`Measured::unmakeable`] with their counts).
+fn unreliable_volume(a: &geometry::Analysis) -> Option<String> {
+    use geometry::Warning as W;
+    let reasons: Vec<String> = a
+        .volume_doubts()
+        .into_iter()
+        .filter_map(|w| match w {
+            W::NonOrientable { shells } => Some(format!(
+                "the surface cannot be oriented: {shells} part(s) have no inside and no outside \
+                 (like a Möbius strip or a Klein bottle), so the model encloses no measurable \
+                 volume; export it again as a closed solid / поверхность модели невозможно \
+                 ориентировать: у частей ({shells}) нет внутренней и внешней стороны (как у ленты \
+                 Мёбиуса или бутылки Клейна), поэтому объём не определён; экспортируйте модель \
+                 заново как замкнутое тело"
+            )),
+            W::NestedShells { count } => Some(format!(
+                "{count} shell(s) lie inside other shells, so their metal would be counted twice; \
+                 merge them into one solid (boolean union) and upload again / оболочки ({count}) \
+                 лежат внутри других, и их металл был бы посчитан дважды; объедините их в одно \
+                 тело (булево объединение) и загрузите модель снова"
+            )),
+            W::ContainmentUndecided => Some(
+                "the model has too many shells to tell which of them are hollows, so its volume \
+                 is uncertain; merge the shells and upload again / в модели слишком много \
+                 оболочек, чтобы определить, какие из них пустоты, поэтому её объём не \
+                 определён; объедините оболочки и загрузите модель снова"
+                    .to_string(),
+            ),
+            _ => None,
+        })
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 /// Why a model cannot be priced: a machine code and a reason a person can act on.
@@ -126,6 +177,7 @@ impl Measured {
             metal_volume_mm3: Some(self.metal_volume()),
             stones: self.stones,
             metal_rule: self.metal_rule,
+            flipped_triangles: self.flipped_triangles,
             warnings: self.warnings.clone(),
         }
     }
@@ -133,6 +185,7 @@ impl Measured {
     /// Why the model cannot be cast, in words a person can act on; None if it can.
     pub fn unmakeable(&self) -> Option<String> {
         match (self.boundary_edges, self.nonmanifold_edges) {
+            (0, 0) if self.unreliable_volume.is_some() => self.unreliable_volume.clone(),
             (0, 0) if self.volume_mm3.abs() < 1e-9 => Some("the model encloses no volume".into()),
             (0, 0) => None,
             (o, 0) => Some(format!("not watertight: {o} open edges")),
@@ -156,7 +209,11 @@ impl Measured {
         let geometry = self.summary(material.density_g_cm3);
         if let Some(reason) = self.unmakeable() {
             return Err(Unpriceable {
-                code: "not_watertight",
+                code: if self.watertight() && self.unreliable_volume.is_some() {
+                    "unreliable_volume"
+                } else {
+                    "not_watertight"
+                },
                 reason,
                 geometry: Some(geometry),
             });
@@ -184,13 +241,15 @@ impl Measured {
 fn unreadable(e: geometry::GeometryError) -> Unpriceable {
     let code = match e {
         geometry::GeometryError::TooLarge { .. }
-        | geometry::GeometryError::TooManyTriangles { .. } => "too_large",
+        | geometry::GeometryError::TooManyTriangles { .. }
+        | geometry::GeometryError::TooManyVertices { .. }
+        | geometry::GeometryError::Expands { .. } => "too_large",
         geometry::GeometryError::Unsupported(_) => "unsupported_format",
         _ => "unreadable",
     };
     Unpriceable {
         code,
-        reason: e.to_string(),
+        reason: admission::reason(&e),
         geometry: None,
     }
 }
@@ -214,9 +273,9 @@ pub fn measure_and_render(
 
 /// Where a content hash's measurement is cached, next to the models. The
 /// version in the path changes whenever the analysis does (v2: stones and the
-/// metal rule), so a cached measurement is always the current analysis'.
+/// metal rule; v3: winding repaired, doubtful volumes refused), so a cached measurement is always the current analysis'.
 pub fn measurement_key(content_sha256: &str) -> ObjectPath {
-    ObjectPath::from(format!("measurements/v2/{content_sha256}.json"))
+    ObjectPath::from(format!("measurements/v3/{content_sha256}.json"))
 }
 
 /// Where a content hash's preview picture is stored, next to the models.
@@ -237,6 +296,7 @@ struct Worker {
     rules: PricingRules,
     limits: geometry::Limits,
     metrics: adapters::metrics::Metrics,
+    admission: admission::Admission,
 }
 
 impl Pricing {
@@ -249,6 +309,7 @@ impl Pricing {
             rules: config.rules.clone(),
             limits: config.limits,
             metrics: config.metrics.clone(),
+            admission: admission::Admission::new(config.memory_budget_mib),
         };
         config.metrics.pricing_workers(config.workers.max(1));
         Ok(Pricing {
@@ -305,6 +366,12 @@ impl Worker {
             .map_err(retry("reading the model"))?;
         let size = bytes.len() as u64;
         let limits = self.limits;
+        // Held until the measurement is done: the jobs measuring at once
+        // never need more than the budget between them.
+        let _admitted = self
+            .admission
+            .admit(admission::estimate_mib(&bytes, &limits))
+            .await;
         let span = tracing::Span::current();
         let measured = tokio::task::spawn_blocking(move || {
             span.in_scope(|| measure_and_render(&bytes, &limits))

@@ -223,7 +223,7 @@ async fn the_same_bytes_are_measured_once_and_the_measurement_is_reused() {
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&cube));
     let store = app.store();
-    let cached = object_store::path::Path::from(format!("measurements/v2/{sha}.json"));
+    let cached = pricing::measurement_key(&sha);
     let bytes = store
         .get(&cached)
         .await

@@ -8,6 +8,7 @@ mod cli;
 mod durability;
 mod hostile_edges;
 mod hostile_headers;
+mod hostile_geometry;
 mod isolation;
 mod journey;
 mod lifecycle;

@@ -68,13 +68,13 @@ fn multibody_ascii_reads_both_solids() {
     assert_eq!(a.format, Format::StlAscii);
     assert_eq!(a.triangles, 32);
     assert_eq!(a.shells, 2);
-    // MANIFEST: "inconsistent winding" — and we say so.
+    // MANIFEST: "inconsistent winding" — repaired before measuring, and we say so.
     assert!(a.inconsistent_edges > 0);
-    assert!(
-        a.warnings
-            .iter()
-            .any(|w| matches!(w, Warning::InconsistentWinding { .. }))
-    );
+    assert!(a.flipped_triangles > 0);
+    assert!(a.warnings.iter().any(|w| matches!(
+        w,
+        Warning::WindingRepaired { triangles, .. } if *triangles == a.flipped_triangles
+    )));
 }
 
 #[test]
