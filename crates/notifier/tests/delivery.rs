@@ -151,6 +151,9 @@ async fn a_failed_webhook_is_retried_after_a_restart_and_a_duplicate_is_told_onc
     assert_eq!(mails.len(), 1, "one e-mail");
 }
 
+/// A delivery log row: order, target, state, reason, last error, attempts.
+type Row = (String, String, String, Option<String>, Option<String>, i64);
+
 /// An `order.updated` for a shop customer with this name and address.
 fn shop_event(name: &str, email: &str) -> OrderUpdated {
     OrderUpdated {
@@ -165,7 +168,7 @@ fn shop_event(name: &str, email: &str) -> OrderUpdated {
         },
         file_name: "ring.stl".into(),
         material: "AU585Y".into(),
-        price_total: Some(Money::rub(100_00)),
+        price_total: Some(Money::rub(10_000)),
         rejection: None,
         tracking_number: None,
     }
@@ -208,7 +211,7 @@ async fn hostile_names_are_mailed_with_sane_headers_and_unusable_addresses_are_a
     let d = dispatcher(db.clone(), dir.path());
     while d.dispatch_due().await.unwrap() > 0 {}
 
-    let rows: Vec<(String, String, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT order_id, target, state, abandoned_reason, last_error, attempts FROM deliveries",
     )
     .fetch_all(db.pool())
