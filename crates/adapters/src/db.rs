@@ -22,7 +22,10 @@ impl Backend {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Backend::Postgres)
         } else {
-            anyhow::bail!("unsupported database URL '{url}': expected sqlite://… or postgres://…")
+            anyhow::bail!(
+                "unsupported database URL '{}': expected sqlite://… or postgres://…",
+                redact(url)
+            )
         }
     }
 }
@@ -123,6 +126,9 @@ impl Db {
     async fn open(url: &str) -> anyhow::Result<Db> {
         install_default_drivers();
         let backend = Backend::from_url(url)?;
+        if backend == Backend::Sqlite {
+            prepare_sqlite_file(url)?;
+        }
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         opts = match backend {
             Backend::Sqlite => opts.max_connections(4).after_connect(|conn, _| {
@@ -315,18 +321,155 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
-/// A URL with any password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
+/// The file a SQLite URL names, and whether SQLite may create it
+/// (`mode=rwc`); None for an in-memory database.
+fn sqlite_file(url: &str) -> Option<(std::path::PathBuf, bool)> {
+    // As sqlx reads it: `sqlite://` or `sqlite:`, the percent-encoded file, `?params`.
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (file, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut create = false;
+    for (k, v) in url::form_urlencoded::parse(params.as_bytes()) {
+        if k == "mode" {
+            if v == "memory" {
+                return None;
             }
+            create = v == "rwc";
         }
-        _ => url.to_string(),
     }
+    if file.is_empty() || file == ":memory:" {
+        return None;
+    }
+    let file = percent_encoding::percent_decode_str(file)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    Some((std::path::PathBuf::from(file), create))
+}
+
+/// A SQLite database holds customers' data and password hashes: its file is
+/// made 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files
+/// the database file's mode), and an existing one others could read is narrowed.
+fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some((file, create)) = sqlite_file(url) else {
+        return Ok(());
+    };
+    if create {
+        crate::private::ensure_file(&file)
+            .with_context(|| format!("creating {}", file.display()))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = file.clone().into_os_string();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        if crate::private::narrow(&path).with_context(|| format!("narrowing {}", path.display()))? {
+            tracing::warn!(file = %path.display(), "other accounts could read this database file: narrowed to 0600");
+        }
+    }
+    Ok(())
+}
+
+/// Query parameters whose values are secrets, by name (lower case, `-` as `_`).
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('-', "_");
+    const EXACT: &[&str] = &["pwd", "pass", "key", "sig", "auth", "apikey"];
+    const PARTS: &[&str] = &[
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "access_key",
+        "accesskey",
+        "api_key",
+        "private_key",
+        "credential",
+        "sslkey",
+        "authorization",
+        "signature",
+    ];
+    EXACT.contains(&n.as_str())
+        || PARTS.iter().any(|p| n.contains(p))
+        || n.ends_with("_key")
+        || n.ends_with("_pwd")
+}
+
+/// A URL with its secrets replaced by `***`: the password of its user
+/// information, and every query parameter named like a secret (`password`,
+/// `sslpassword`, `token`, `secret_access_key`, `X-Amz-Signature`, …).
+/// Anything else, a path or a name, is returned as it is.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|s| s + 3) else {
+        return redact_params(url);
+    };
+    // The authority ends at the first '/', '?' or '#'; its user information at its last '@'.
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let mut out = url[..scheme_end].to_string();
+    let after = match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.find(':') {
+                Some(c) => {
+                    out.push_str(&userinfo[..c]);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            &rest[at..]
+        }
+        // An '@' further on with no path before it: a password holding a raw
+        // '/', '?' or '#' (no URL parser accepts it, but it is still a secret).
+        None => match rest.rfind('@') {
+            Some(at) if url::Url::parse(url).is_err() => {
+                out.push_str("***");
+                &rest[at..]
+            }
+            _ => rest,
+        },
+    };
+    out.push_str(&redact_params(after));
+    out
+}
+
+/// `name=value` pairs after a '?' (or, in a text with no '?', separated by
+/// '&', ';' or spaces, as in a PostgreSQL key/value string) whose name is a
+/// secret get `***` as value.
+fn redact_params(text: &str) -> String {
+    let (head, query, fragment) = match text.find('?') {
+        Some(q) => {
+            let (query, fragment) = match text[q + 1..].find('#') {
+                Some(h) => (&text[q + 1..q + 1 + h], &text[q + 1 + h..]),
+                None => (&text[q + 1..], ""),
+            };
+            (&text[..=q], query, fragment)
+        }
+        None if text.contains('=') && !text.contains("://") => ("", text, ""),
+        None => return text.to_string(),
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(head);
+    let mut rest = query;
+    while !rest.is_empty() {
+        let end = rest.find(['&', ';', ' ']).unwrap_or(rest.len());
+        let pair = &rest[..end];
+        match pair.split_once('=') {
+            Some((name, _))
+                if secret_param(
+                    &percent_encoding::percent_decode_str(name).decode_utf8_lossy(),
+                ) =>
+            {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
+        out.push_str(&rest[end..(end + 1).min(rest.len())]);
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(fragment);
+    out
 }
 
 #[cfg(test)]
@@ -350,5 +493,78 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            super::redact("sqlite:///data/crm.sqlite?mode=rwc"),
+            "sqlite:///data/crm.sqlite?mode=rwc"
+        );
+        assert_eq!(
+            super::redact(
+                "postgres://u@h:5433/db?sslmode=require&password=s3cr%40t&sslpassword=k#x"
+            ),
+            "postgres://u@h:5433/db?sslmode=require&password=***&sslpassword=***#x"
+        );
+        assert_eq!(
+            super::redact("redis://:hunter2@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            super::redact("amqp://guest:p%2Fw@mq:5672/%2f?heartbeat=10"),
+            "amqp://guest:***@mq:5672/%2f?heartbeat=10"
+        );
+        assert_eq!(
+            super::redact(
+                "https://h/x?X-Amz-Signature=abc&X-Amz-Credential=AKIA&access_key=1&secret_access_key=2&token=3&pwd=4&passwd=5&key=6&secret=7&user=me"
+            ),
+            "https://h/x?X-Amz-Signature=***&X-Amz-Credential=***&access_key=***&secret_access_key=***&token=***&pwd=***&passwd=***&key=***&secret=***&user=me"
+        );
+        // The user information ends before the path: an '@' in a query is not a password.
+        assert_eq!(
+            super::redact("postgres://h/db?application_name=a@b"),
+            "postgres://h/db?application_name=a@b"
+        );
+        // A password with a raw '/' is still masked.
+        let raw = super::redact("postgres://u:pa/ss@h/db");
+        assert!(!raw.contains("pa/ss"), "{raw}");
+        assert_eq!(
+            super::redact("host=db user=u password=secret dbname=x"),
+            "host=db user=u password=*** dbname=x"
+        );
+        assert_eq!(super::redact("plain words"), "plain words");
+    }
+
+    #[test]
+    fn sqlite_files_are_read_from_urls_as_sqlx_reads_them() {
+        use std::path::PathBuf;
+        assert_eq!(
+            super::sqlite_file("sqlite:///d/crm.sqlite?mode=rwc"),
+            Some((PathBuf::from("/d/crm.sqlite"), true))
+        );
+        assert_eq!(
+            super::sqlite_file("sqlite:rel%20dir/x.db"),
+            Some((PathBuf::from("rel dir/x.db"), false))
+        );
+        assert_eq!(super::sqlite_file("sqlite::memory:"), None);
+        assert_eq!(super::sqlite_file("sqlite://x.db?mode=memory"), None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_wal_are_readable_by_this_account_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.sqlite");
+        let db = super::Db::connect(&super::sqlite_url(&file), &[])
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (a INT)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.path().join(format!("x.sqlite{suffix}"));
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+        db.close().await;
     }
 }

@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod objects;
 pub mod outbox;
+pub mod private;
 pub mod rabbit;
 pub mod sla;
 pub mod tasks;

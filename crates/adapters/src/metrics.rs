@@ -391,7 +391,7 @@ impl Metrics {
             notifications_abandoned: counter(
                 r,
                 "notifications_abandoned",
-                "Notifications given up after their last attempt, by channel.",
+                "Notifications given up, by channel and reason (max_attempts, invalid_address, permanent_failure, unsendable, …).",
             ),
 
             db_connections: gauge(
@@ -615,12 +615,15 @@ impl Metrics {
 
     /// One notification attempt's outcome on `channel` ("email", "webhook").
     pub fn notification(&self, channel: &str, outcome: Notified) {
-        let family = match outcome {
-            Notified::Sent => &self.0.notifications_sent,
-            Notified::Failed => &self.0.notifications_failed,
-            Notified::Abandoned => &self.0.notifications_abandoned,
+        let (family, labels) = match outcome {
+            Notified::Sent => (&self.0.notifications_sent, l([("channel", channel)])),
+            Notified::Failed => (&self.0.notifications_failed, l([("channel", channel)])),
+            Notified::Abandoned(reason) => (
+                &self.0.notifications_abandoned,
+                l([("channel", channel), ("reason", reason)]),
+            ),
         };
-        family.get_or_create(&l([("channel", channel)])).inc();
+        family.get_or_create(&labels).inc();
     }
 
     // --- reconciliation and SLA ---
@@ -900,8 +903,8 @@ pub enum Notified {
     Sent,
     /// Failed; another attempt is due later.
     Failed,
-    /// Failed for the last time.
-    Abandoned,
+    /// Failed for the last time, and why (a short snake_case word).
+    Abandoned(&'static str),
 }
 
 /// How a delivery ended, for [`Metrics::event_settled`].

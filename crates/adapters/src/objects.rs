@@ -340,7 +340,8 @@ pub fn open_with(url: &str, s3: &S3Options) -> anyhow::Result<Objects> {
         !url.contains("://") || url.starts_with("file://"),
         "unsupported object storage URL '{url}': expected s3://bucket[/prefix], file:///dir or a directory"
     );
-    std::fs::create_dir_all(dir)
+    // Customers' models: readable by this account only (when we make the directory).
+    crate::private::create_dir(Path::new(dir))
         .map_err(|e| anyhow::anyhow!("creating object directory {dir}: {e}"))?;
     let store = LocalFileSystem::new_with_prefix(Path::new(dir))?;
     Ok(Objects {

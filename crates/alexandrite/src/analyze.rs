@@ -137,7 +137,7 @@ pub async fn run(
     let material = match material {
         None => None,
         Some(code) => {
-            std::fs::create_dir_all(&config.data_dir)?;
+            adapters::private::create_dir(&config.data_dir)?;
             let db = adapters::Db::connect(&config.mes_database_url(), mes::migrations()).await?;
             let found = mes::materials::find(&db, code).await?;
             let known: Vec<String> = mes::materials::list(&db)

@@ -250,7 +250,9 @@ impl Application {
     /// on an empty start (where the CRM runs), and binds the listener (port 0
     /// picks a free one).
     pub async fn build_role(config: &Config, role: Role) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&config.data_dir)
+        // Keys, databases and customers' files: the directory is ours alone
+        // when we make it.
+        adapters::private::create_dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
         let key = IdentityKey::new(&config.identity_secret()?);
         let metrics = adapters::metrics::Metrics::new();

@@ -426,51 +426,123 @@ impl Config {
             return Ok(s.expose_secret().as_bytes().to_vec());
         }
         let path = self.data_dir.join("identity.key");
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            return Ok(existing.trim().as_bytes().to_vec());
-        }
+        // Whoever reads the key can sign any identity: it is made readable by
+        // this account only, from its first byte (and one made looser, by an
+        // older version or by hand, is narrowed).
         let mut buf = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut buf);
         let hexed = hex::encode(buf);
-        std::fs::write(&path, &hexed)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        Ok(hexed.into_bytes())
+        if adapters::private::write_new(&path, hexed.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?
+        {
+            return Ok(hexed.into_bytes());
+        }
+        if adapters::private::narrow(&path)
+            .map_err(|e| anyhow::anyhow!("narrowing {}: {e}", path.display()))?
+        {
+            tracing::warn!(file = %path.display(), "other accounts could read the identity key: narrowed to 0600 (consider a new key)");
+        }
+        let existing = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let key = existing.trim();
+        anyhow::ensure!(
+            key.len() >= 32,
+            "{} holds {} characters; an identity key needs at least 32 (remove the file to have one generated)",
+            path.display(),
+            key.len()
+        );
+        Ok(key.as_bytes().to_vec())
     }
 
-    /// The effective configuration as TOML, secrets masked.
+    /// The effective configuration as JSON, secrets masked: every string goes
+    /// through one masking function ([`mask`]), so a URL's password or a
+    /// secret query parameter is hidden in whichever field it is, and every
+    /// field named like a secret is hidden whole.
     pub fn show(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("config serialises");
-        v["identity_secret"] = serde_json::json!(if self.identity_secret.is_some() {
-            "***"
+        use serde_json::json;
+        let mut v = match serde_json::to_value(self) {
+            Ok(v) => v,
+            Err(e) => return format!("(the configuration cannot be shown: {e})"),
+        };
+        v["crm"]["database_url"] = json!(self.crm_database_url());
+        v["mes"]["database_url"] = json!(self.mes_database_url());
+        v["mes"]["objects_url"] = json!(self.objects_url());
+        v["notifier"]["database_url"] = json!(self.notifier_database_url());
+        v["notifier"]["mail_dir"] = json!(self.mail_dir());
+        v["bus"]["url"] = json!(self.bus_url());
+        mask(&mut v);
+        // The secrets serde never writes out: whether they are set, and from where.
+        v["identity_secret"] = json!(if self.identity_secret.is_some() {
+            MASK
         } else {
             "(generated in data_dir/identity.key)"
         });
-        v["crm"]["database_url"] =
-            serde_json::json!(adapters::db::redact(&self.crm_database_url()));
-        v["mes"]["database_url"] =
-            serde_json::json!(adapters::db::redact(&self.mes_database_url()));
-        v["mes"]["objects_url"] = serde_json::json!(self.objects_url());
-        v["mes"]["s3_secret_access_key"] =
-            serde_json::json!(if self.mes.s3_secret_access_key.is_some() {
-                "***"
-            } else {
-                "(AWS_SECRET_ACCESS_KEY)"
-            });
-        v["notifier"]["database_url"] =
-            serde_json::json!(adapters::db::redact(&self.notifier_database_url()));
-        v["notifier"]["smtp_url"] = match &self.notifier.smtp_url {
-            Some(u) => serde_json::json!(adapters::db::redact(u.expose_secret())),
-            None => serde_json::json!("(none: e-mail is written to mail_dir)"),
+        v["mes"]["s3_secret_access_key"] = json!(if self.mes.s3_secret_access_key.is_some() {
+            MASK
+        } else {
+            "(AWS_SECRET_ACCESS_KEY)"
+        });
+        // The key id names the key (its first characters tell which one is
+        // in use); with the rest someone holding the secret could use it.
+        v["mes"]["s3_access_key_id"] = match &self.mes.s3_access_key_id {
+            Some(id) => json!(format!("{}{MASK}", id.chars().take(4).collect::<String>())),
+            None => json!("(AWS_ACCESS_KEY_ID)"),
         };
-        v["notifier"]["mail_dir"] = serde_json::json!(self.mail_dir());
-        v["bus"]["url"] = serde_json::json!(adapters::db::redact(&self.bus_url()));
-        v["cache"]["url"] = serde_json::json!(adapters::db::redact(&self.cache.url));
-        v["metrics"]["token"] = serde_json::json!(if self.metrics.token.is_some() {
-            "***"
+        v["notifier"]["smtp_url"] = match &self.notifier.smtp_url {
+            Some(u) => json!(adapters::db::redact(u.expose_secret())),
+            None => json!("(none: e-mail is written to mail_dir)"),
+        };
+        v["metrics"]["token"] = json!(if self.metrics.token.is_some() {
+            MASK
         } else {
             "(none)"
         });
-        serde_json::to_string_pretty(&v).expect("json")
+        serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("(unprintable: {e})"))
+    }
+}
+
+/// What a masked secret is shown as.
+const MASK: &str = "***";
+
+/// Whether a configuration key names a secret (its whole value is masked).
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "credential",
+        "private_key",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+        || k == "pwd"
+        || k.ends_with("_pwd")
+}
+
+/// Masks a configuration in place: a field named like a secret whole, and in
+/// every other string the secrets a URL or a `key=value` list can carry
+/// (user information passwords; `password`, `sslpassword`, `token`,
+/// `secret_access_key`, … parameters), by [`adapters::db::redact`].
+pub fn mask(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if secret_key(k) && !val.is_null() {
+                    *val = Value::String(MASK.into());
+                } else {
+                    mask(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask),
+        Value::String(s) => *s = adapters::db::redact(s),
+        _ => {}
     }
 }
 

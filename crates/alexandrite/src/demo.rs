@@ -65,6 +65,8 @@ pub async fn ensure(accounts: &Accounts, data_dir: &Path) -> anyhow::Result<Opti
     let key = accounts.create_key("api@brand.example").await?;
     text += &format!("  B2B API key (org brand-demo): {key}\n");
     let file = data_dir.join("demo-credentials.txt");
-    std::fs::write(&file, &text)?;
+    // Passwords and an API key: readable by this account only.
+    adapters::private::write(&file, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
     Ok(Some(DemoAccounts { text, b2b_key: key }))
 }

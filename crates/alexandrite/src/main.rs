@@ -167,7 +167,7 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 async fn accounts(config: &Config) -> anyhow::Result<Accounts> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    adapters::private::create_dir(&config.data_dir)?;
     let db = adapters::Db::connect(&config.crm_database_url(), crm::migrations()).await?;
     Ok(Accounts::new(db))
 }
@@ -338,7 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                 )
             } else {
-                std::fs::create_dir_all(&config.data_dir)?;
+                adapters::private::create_dir(&config.data_dir)?;
                 let c =
                     adapters::Db::connect(&config.crm_database_url(), crm::migrations()).await?;
                 let m =

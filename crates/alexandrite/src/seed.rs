@@ -536,7 +536,7 @@ pub async fn run(
     seed: u64,
     progress: impl Fn(u64, u64),
 ) -> anyhow::Result<Report> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    adapters::private::create_dir(&config.data_dir)?;
     let crm_db = Db::connect(&config.crm_database_url(), crm::migrations()).await?;
     let mes_db = Db::connect(&config.mes_database_url(), mes::migrations()).await?;
     let materials = mes::materials::list(&mes_db).await?;

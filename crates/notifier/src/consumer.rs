@@ -19,6 +19,29 @@ pub const QUEUE: QueueSpec = QueueSpec {
 
 const CONSUMER: &str = "notifier";
 
+/// The longest organisation name kept in the delivery log.
+const MAX_ORG_BYTES: usize = 200;
+
+/// Whether `text` can be a key in the delivery log as it is: bounded, and no
+/// control characters (PostgreSQL's text refuses NUL).
+fn storable(text: &str, max_bytes: usize) -> bool {
+    text.len() <= max_bytes && !text.chars().any(char::is_control)
+}
+
+/// The delivery log's target for an e-mail address. One that cannot be an
+/// address at all is still recorded (to be abandoned with its reason, not
+/// forgotten), under a bounded name that says so.
+fn email_target(email: &str) -> String {
+    if storable(email, crate::mail::MAX_ADDRESS_BYTES) {
+        return email.to_string();
+    }
+    use sha2::Digest;
+    format!(
+        "invalid:{}",
+        hex::encode(sha2::Sha256::digest(email.as_bytes()))
+    )
+}
+
 pub struct NotifierConsumer {
     pub db: Db,
     /// Wakes the dispatcher once something new is recorded.
@@ -49,19 +72,19 @@ impl Handler for NotifierConsumer {
         let status = ev.status.as_str();
         let mut new = 0;
         let email = ev.contact.email.trim().to_lowercase();
+        // An organisation name no webhook can have (too long, control
+        // characters PostgreSQL refuses in text) is no organisation here.
+        let org = ev
+            .contact
+            .organisation
+            .as_deref()
+            .filter(|o| storable(o, MAX_ORG_BYTES));
         if !email.is_empty() {
-            new += deliveries::record(
-                &mut tx,
-                &env,
-                status,
-                EMAIL,
-                &email,
-                ev.contact.organisation.as_deref(),
-            )
-            .await
-            .map_err(anyhow::Error::from)? as usize;
+            new += deliveries::record(&mut tx, &env, status, EMAIL, &email_target(&email), org)
+                .await
+                .map_err(anyhow::Error::from)? as usize;
         }
-        if let Some(org) = &ev.contact.organisation
+        if let Some(org) = org
             && crate::webhooks::exists(&mut tx, org)
                 .await
                 .map_err(anyhow::Error::from)?

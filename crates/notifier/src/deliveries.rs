@@ -5,7 +5,7 @@
 //! exponential backoff until a configured number of attempts, all in the
 //! database, so a restart loses nothing.
 
-use crate::mail::{Mailer, render};
+use crate::mail::{Mailer, SendError, render};
 use crate::{guard, signature};
 use adapters::metrics::{Metrics, Notified};
 use adapters::{Backend, Db};
@@ -53,7 +53,7 @@ pub async fn record(
         traceparent: None,
         ..env.clone()
     })
-    .expect("envelope serialises");
+    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let done = sqlx::query(
         "INSERT INTO deliveries (id, order_id, status, channel, target, org, event_id, body, state, \
          next_attempt_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) \
@@ -96,6 +96,8 @@ pub struct Delivery {
     pub attempts: i64,
     pub last_status_code: Option<i64>,
     pub last_error: Option<String>,
+    /// Why it was abandoned (`max_attempts`, `invalid_address`, …).
+    pub abandoned_reason: Option<String>,
     pub next_retry_at: Option<String>,
     pub created_at: String,
     pub sent_at: Option<String>,
@@ -115,7 +117,7 @@ pub async fn list_for_org(
 ) -> anyhow::Result<Vec<Delivery>> {
     let mut sql = String::from(
         "SELECT id, event_id, order_id, status, state, attempts, last_status_code, last_error, \
-         next_attempt_at_ms, created_at_ms, sent_at_ms FROM deliveries WHERE org = $1 AND channel = $2",
+         abandoned_reason, next_attempt_at_ms, created_at_ms, sent_at_ms FROM deliveries WHERE org = $1 AND channel = $2",
     );
     if order_id.is_some() {
         sql += " AND order_id = $4";
@@ -155,6 +157,7 @@ pub async fn list_for_org(
             attempts: r.try_get::<i64, _>("attempts")?,
             last_status_code: r.try_get::<Option<i64>, _>("last_status_code")?,
             last_error: r.try_get("last_error")?,
+            abandoned_reason: r.try_get("abandoned_reason")?,
             next_retry_at: if state == "pending" {
                 time(r.try_get("next_attempt_at_ms")?)
             } else {
@@ -175,19 +178,45 @@ struct Outcome {
     ok: bool,
     status_code: Option<i64>,
     error: Option<String>,
-    /// Nothing can make another attempt succeed (e.g. the webhook was removed).
-    give_up: bool,
+    /// Nothing can make another attempt succeed (e.g. the webhook was
+    /// removed, the address is no address): why, as the metrics label it.
+    give_up: Option<&'static str>,
 }
 
 impl Outcome {
+    fn sent(status_code: Option<i64>) -> Outcome {
+        Outcome {
+            ok: true,
+            status_code,
+            error: None,
+            give_up: None,
+        }
+    }
+
     fn failed(error: impl Into<String>) -> Outcome {
         Outcome {
             ok: false,
             status_code: None,
             error: Some(error.into()),
-            give_up: false,
+            give_up: None,
         }
     }
+
+    fn abandon(reason: &'static str, error: impl Into<String>) -> Outcome {
+        Outcome {
+            give_up: Some(reason),
+            ..Outcome::failed(error)
+        }
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Takes due notifications and makes them.
@@ -259,16 +288,50 @@ impl Dispatcher {
         tx.commit().await?;
         let taken = ids.len();
         let mut set = tokio::task::JoinSet::new();
+        let mut tasks = std::collections::HashMap::new();
         for id in ids {
             let me = self.clone();
-            set.spawn(async move {
-                if let Err(e) = me.attempt(&id).await {
-                    tracing::warn!(delivery = %id, error = %format!("{e:#}"), "notification attempt not recorded");
+            let row = id.clone();
+            let task = set.spawn(async move {
+                if let Err(e) = me.attempt(&row).await {
+                    tracing::warn!(delivery = %row, error = %format!("{e:#}"), "notification attempt not recorded");
                 }
             });
+            tasks.insert(task.id(), id);
         }
-        while set.join_next().await.is_some() {}
+        while let Some(done) = set.join_next_with_id().await {
+            // An attempt that panicked (a bug, a library's) is given up, not
+            // left to panic again on every retry.
+            if let Err(e) = done
+                && e.is_panic()
+            {
+                let task = e.id();
+                let text = panic_text(&*e.into_panic());
+                if let Some(id) = tasks.get(&task) {
+                    tracing::error!(delivery = %id, panic = %text, "a notification attempt panicked");
+                    if let Err(e) = self.give_up_after_panic(id, &text).await {
+                        tracing::warn!(delivery = %id, error = %format!("{e:#}"), "the panicked attempt was not recorded");
+                    }
+                }
+            }
+        }
         Ok(taken)
+    }
+
+    /// Records that an attempt of `id` panicked, and abandons it.
+    async fn give_up_after_panic(&self, id: &str, text: &str) -> anyhow::Result<()> {
+        let row = sqlx::query(
+            "SELECT channel, attempts FROM deliveries WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(()) };
+        let channel: String = row.try_get("channel")?;
+        let attempts = row.try_get::<i64, _>("attempts")? as u32;
+        let outcome = Outcome::abandon("panic", format!("the attempt panicked: {text}"));
+        self.settle(id, &channel, attempts + 1, outcome, Duration::ZERO)
+            .await
     }
 
     #[tracing::instrument(name = "notifier.attempt", skip(self), fields(order_id = tracing::field::Empty, channel = tracing::field::Empty))]
@@ -289,32 +352,47 @@ impl Dispatcher {
         span.record("channel", channel.as_str());
         let started = Instant::now();
         let outcome = match serde_json::from_str::<Envelope>(&body) {
-            Err(e) => Outcome {
-                give_up: true,
-                ..Outcome::failed(format!("the stored event is unreadable: {e}"))
-            },
+            Err(e) => Outcome::abandon(
+                "unreadable_event",
+                format!("the stored event is unreadable: {e}"),
+            ),
             Ok(env) => {
                 span.record("order_id", tracing::field::display(env.order_id));
                 match channel.as_str() {
                     EMAIL => self.email(&env, &target, id, attempts + 1).await,
                     WEBHOOK => self.webhook(&env, &body, org.as_deref()).await,
-                    other => Outcome {
-                        give_up: true,
-                        ..Outcome::failed(format!("unknown channel {other}"))
-                    },
+                    other => {
+                        Outcome::abandon("unknown_channel", format!("unknown channel {other}"))
+                    }
                 }
             }
         };
-        let attempt = attempts + 1;
+        self.settle(id, &channel, attempts + 1, outcome, started.elapsed())
+            .await
+    }
+
+    /// Records attempt number `attempt` of `id` and what it came to: sent,
+    /// due again after its backoff, or abandoned with its reason.
+    async fn settle(
+        &self,
+        id: &str,
+        channel: &str,
+        attempt: u32,
+        outcome: Outcome,
+        took: Duration,
+    ) -> anyhow::Result<()> {
         let now = domain::to_ms(domain::now());
-        let (state, next) = if outcome.ok {
-            ("sent", None)
-        } else if outcome.give_up || attempt >= self.retry.max_attempts {
-            ("abandoned", None)
+        let (state, next, reason) = if outcome.ok {
+            ("sent", None, None)
+        } else if let Some(reason) = outcome.give_up {
+            ("abandoned", None, Some(reason))
+        } else if attempt >= self.retry.max_attempts {
+            ("abandoned", None, Some("max_attempts"))
         } else {
             (
                 "pending",
                 Some(now + self.retry.backoff(attempt).as_millis() as i64),
+                None,
             )
         };
         let mut tx = self.db.begin_write().await?;
@@ -327,12 +405,12 @@ impl Dispatcher {
         .bind(now)
         .bind(outcome.status_code)
         .bind(&outcome.error)
-        .bind(started.elapsed().as_millis() as i64)
+        .bind(took.as_millis() as i64)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE deliveries SET state = $1, attempts = $2, last_status_code = $3, last_error = $4, \
-             next_attempt_at_ms = $5, sent_at_ms = $6 WHERE id = $7",
+             next_attempt_at_ms = $5, sent_at_ms = $6, abandoned_reason = $8 WHERE id = $7",
         )
         .bind(state)
         .bind(attempt as i64)
@@ -341,21 +419,23 @@ impl Dispatcher {
         .bind(next)
         .bind(outcome.ok.then_some(now))
         .bind(id)
+        .bind(reason)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        match state {
-            "sent" => {
-                self.metrics.notification(&channel, Notified::Sent);
+        match (state, reason) {
+            ("sent", _) => {
+                self.metrics.notification(channel, Notified::Sent);
                 tracing::info!(attempt, "notification sent");
             }
-            "abandoned" => {
-                self.metrics.notification(&channel, Notified::Failed);
-                self.metrics.notification(&channel, Notified::Abandoned);
-                tracing::warn!(attempt, error = ?outcome.error, status_code = ?outcome.status_code, "notification abandoned");
+            ("abandoned", Some(reason)) => {
+                self.metrics.notification(channel, Notified::Failed);
+                self.metrics
+                    .notification(channel, Notified::Abandoned(reason));
+                tracing::warn!(attempt, reason, error = ?outcome.error, status_code = ?outcome.status_code, "notification abandoned");
             }
             _ => {
-                self.metrics.notification(&channel, Notified::Failed);
+                self.metrics.notification(channel, Notified::Failed);
                 tracing::info!(attempt, error = ?outcome.error, status_code = ?outcome.status_code, "notification failed; will retry");
             }
         }
@@ -365,22 +445,24 @@ impl Dispatcher {
     async fn email(&self, env: &Envelope, to: &str, id: &str, attempt: u32) -> Outcome {
         let ev: OrderUpdated = match env.decode() {
             Ok(ev) => ev,
-            Err(e) => {
-                return Outcome {
-                    give_up: true,
-                    ..Outcome::failed(e.to_string())
-                };
-            }
+            Err(e) => return Outcome::abandon("unreadable_event", e.to_string()),
         };
         let lang = web::Lang::parse(&ev.contact.language).unwrap_or(web::Lang::Ru);
-        let rendered = render(&ev, lang);
-        let message = match self.mailer.message(to, &ev.contact.name, lang, &rendered) {
-            Ok(m) => m,
-            Err(e) => {
-                return Outcome {
-                    give_up: true,
-                    ..Outcome::failed(format!("{e:#}"))
-                };
+        // Nothing here should panic on any text; should a library, the
+        // message is given up with its reason instead of taking the
+        // dispatcher with it.
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let rendered = render(&ev, lang);
+            self.mailer.message(to, &ev.contact.name, lang, &rendered)
+        }));
+        let message = match built {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return Outcome::abandon(e.reason(), e.to_string()),
+            Err(panic) => {
+                return Outcome::abandon(
+                    "panic",
+                    format!("building the message panicked: {}", panic_text(&*panic)),
+                );
             }
         };
         // One file per attempt: order, status, the row's id and the attempt, so
@@ -388,30 +470,28 @@ impl Dispatcher {
         // as it would be a second e-mail.
         let name = format!("{}-{}-{id}-{attempt}", ev.order_id, ev.status);
         match self.mailer.send(&name, message).await {
-            Ok(()) => Outcome {
-                ok: true,
-                status_code: None,
-                error: None,
-                give_up: false,
-            },
-            Err(e) => Outcome::failed(format!("{e:#}")),
+            Ok(()) => Outcome::sent(None),
+            Err(SendError::Permanent(e)) => {
+                Outcome::abandon("permanent_failure", format!("the server refused it: {e}"))
+            }
+            Err(SendError::Transient(e)) => Outcome::failed(e),
         }
     }
 
     async fn webhook(&self, env: &Envelope, body: &str, org: Option<&str>) -> Outcome {
         let Some(org) = org else {
-            return Outcome {
-                give_up: true,
-                ..Outcome::failed("a webhook notification without an organisation")
-            };
+            return Outcome::abandon(
+                "no_organisation",
+                "a webhook notification without an organisation",
+            );
         };
         let hook = match crate::webhooks::find(&self.db, org).await {
             Ok(Some(h)) => h,
             Ok(None) => {
-                return Outcome {
-                    give_up: true,
-                    ..Outcome::failed("the organisation has removed its webhook")
-                };
+                return Outcome::abandon(
+                    "webhook_removed",
+                    "the organisation has removed its webhook",
+                );
             }
             Err(e) => return Outcome::failed(format!("reading the webhook: {e:#}")),
         };
@@ -447,17 +527,10 @@ impl Dispatcher {
             .send()
             .await;
         match result {
-            Ok(r) if r.status().is_success() => Outcome {
-                ok: true,
-                status_code: Some(r.status().as_u16() as i64),
-                error: None,
-                give_up: false,
-            },
+            Ok(r) if r.status().is_success() => Outcome::sent(Some(r.status().as_u16() as i64)),
             Ok(r) => Outcome {
-                ok: false,
                 status_code: Some(r.status().as_u16() as i64),
-                error: Some(format!("the endpoint answered {}", r.status())),
-                give_up: false,
+                ..Outcome::failed(format!("the endpoint answered {}", r.status()))
             },
             Err(e) if e.is_timeout() => Outcome::failed(format!(
                 "no answer within {} ms",

@@ -41,17 +41,122 @@ pub fn money_ru(m: &Money) -> String {
     m.display()
 }
 
-/// The message for one status change, in `lang`.
+/// The longest display name put in a header or a greeting, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// The longest e-mail address (RFC 5321's path limit less the brackets).
+pub const MAX_ADDRESS_BYTES: usize = 254;
+
+/// Whether `c` must not reach a message as it is: control characters (CR, LF,
+/// NUL, DEL, C1), Unicode line and paragraph separators, and the bidirectional
+/// overrides that make a text read differently from what it holds.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        )
+}
+
+/// `text` on one line: every unsafe character and run of whitespace becomes
+/// one space, the ends are trimmed, and at most `max_chars` characters are
+/// kept (a cut text ends with '…').
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut kept = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if unsafe_char(c) || c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if kept + usize::from(space) + 1 > max_chars {
+            out.push('…');
+            return out;
+        }
+        if std::mem::take(&mut space) {
+            out.push(' ');
+            kept += 1;
+        }
+        out.push(c);
+        kept += 1;
+    }
+    out
+}
+
+/// A customer's name as a header's display name and a greeting show it: one
+/// line, bounded; None when nothing printable is left.
+pub fn display_name(raw: &str) -> Option<String> {
+    Some(one_line(raw, MAX_NAME_CHARS)).filter(|n| !n.is_empty())
+}
+
+/// Why a message cannot be made: nothing sent later could change it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unsendable {
+    #[error("the recipient's address is not an e-mail address: {0}")]
+    InvalidAddress(String),
+    #[error("the message cannot be built: {0}")]
+    Build(String),
+}
+
+impl Unsendable {
+    /// The reason the delivery log and the metrics give.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unsendable::InvalidAddress(_) => "invalid_address",
+            Unsendable::Build(_) => "unsendable",
+        }
+    }
+}
+
+/// Why a built message did not leave.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// It may leave on a later attempt (a server down, a full disk).
+    #[error("{0}")]
+    Transient(String),
+    /// The server refused it for good (a 5xx reply): another attempt would be refused too.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// The recipient's address, checked: bounded, no spaces or control
+/// characters, and one that lettre accepts.
+pub fn address(raw: &str) -> Result<lettre::Address, Unsendable> {
+    let shown = one_line(raw, 80);
+    if raw.len() > MAX_ADDRESS_BYTES {
+        return Err(Unsendable::InvalidAddress(format!(
+            "'{shown}' is longer than {MAX_ADDRESS_BYTES} bytes"
+        )));
+    }
+    if raw.chars().any(|c| unsafe_char(c) || c.is_whitespace()) {
+        return Err(Unsendable::InvalidAddress(format!(
+            "'{shown}' holds spaces or control characters"
+        )));
+    }
+    raw.parse()
+        .map_err(|e| Unsendable::InvalidAddress(format!("'{shown}': {e}")))
+}
+
+/// The message for one status change, in `lang`. Every text that came from
+/// outside (names, file names, reasons, tracking numbers) is put on one
+/// bounded line first, so none can add lines of its own.
 pub fn render(ev: &OrderUpdated, lang: Lang) -> Rendered {
     let id = ev.order_id.to_string();
-    let name = ev.contact.name.trim();
-    let file = &ev.file_name;
-    let tracking = ev.tracking_number.as_deref().unwrap_or("—");
+    let name = display_name(&ev.contact.name).unwrap_or_default();
+    let file = one_line(&ev.file_name, 120);
+    let material = one_line(&ev.material, 40);
+    let tracking = ev
+        .tracking_number
+        .as_deref()
+        .map(|t| one_line(t, 64))
+        .filter(|t| !t.is_empty())
+        .unwrap_or("—".into());
     let reason = ev
         .rejection
         .as_ref()
-        .map(|r| r.reason.as_str())
-        .unwrap_or("—");
+        .map(|r| one_line(&r.reason, 500))
+        .filter(|r| !r.is_empty())
+        .unwrap_or("—".into());
     let (subject, text) = match lang {
         Lang::Ru => {
             let price = ev.price_total.as_ref().map(money_ru).unwrap_or("—".into());
@@ -65,8 +170,7 @@ pub fn render(ev: &OrderUpdated, lang: Lang) -> Rendered {
                 OrderStatus::AwaitingConfirmation => (
                     format!("Ваш заказ {id} оценён: {price}"),
                     format!(
-                        "Заказ {id} (модель «{file}», материал {}) оценён: {price}.\nПодтвердите или отмените заказ в личном кабинете или через API.",
-                        ev.material
+                        "Заказ {id} (модель «{file}», материал {material}) оценён: {price}.\nПодтвердите или отмените заказ в личном кабинете или через API."
                     ),
                 ),
                 OrderStatus::Rejected => (
@@ -113,8 +217,7 @@ pub fn render(ev: &OrderUpdated, lang: Lang) -> Rendered {
                 OrderStatus::AwaitingConfirmation => (
                     format!("Your order {id} is priced: {price}"),
                     format!(
-                        "Order {id} (model \"{file}\", material {}) is priced at {price}.\nConfirm or cancel it in your account or through the API.",
-                        ev.material
+                        "Order {id} (model \"{file}\", material {material}) is priced at {price}.\nConfirm or cancel it in your account or through the API."
                     ),
                 ),
                 OrderStatus::Rejected => (
@@ -282,53 +385,64 @@ impl Mailer {
         }
     }
 
-    /// The whole message, as sent.
+    /// The whole message, as sent. Headers are made by lettre's typed
+    /// headers only (the display name is encoded, never pasted into a line),
+    /// and the name is put on one bounded line first.
     pub fn message(
         &self,
         to_email: &str,
         to_name: &str,
         lang: Lang,
         r: &Rendered,
-    ) -> anyhow::Result<Message> {
-        let to = Mailbox::new(
-            Some(to_name.to_string()).filter(|n| !n.trim().is_empty()),
-            to_email
-                .parse()
-                .map_err(|e| anyhow::anyhow!("'{to_email}' is not an e-mail address: {e}"))?,
-        );
+    ) -> Result<Message, Unsendable> {
+        let to = Mailbox::new(display_name(to_name), address(to_email)?);
         // 8bit keeps the text readable in the file and in any mail tool; it
         // needs short lines, so the text is wrapped at spaces. A word too long
         // for a line lets lettre choose quoted-printable or base64 instead.
-        let text = wrap(&r.body).replace('\n', "\r\n");
+        let clean: String = r
+            .body
+            .chars()
+            .map(|c| if c != '\n' && unsafe_char(c) { ' ' } else { c })
+            .collect();
+        let text = wrap(&clean).replace('\n', "\r\n");
         let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::EightBit)
             .unwrap_or_else(|_| Body::new(text));
         let part = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .body(body);
-        Ok(Message::builder()
+        Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(r.subject.clone())
+            .subject(one_line(&r.subject, 200))
             .header(ContentLanguage(lang.code().to_string()))
-            .singlepart(part)?)
+            .singlepart(part)
+            .map_err(|e| Unsendable::Build(e.to_string()))
     }
 
-    /// Sends one message; `name` names its file (unique per order, status and address).
-    pub async fn send(&self, name: &str, message: Message) -> anyhow::Result<()> {
+    /// Sends one message; `name` names its file (unique per order, status and
+    /// address). Files and their directory are readable by this account only:
+    /// they hold customers' names and addresses.
+    pub async fn send(&self, name: &str, message: Message) -> Result<(), SendError> {
         match &self.transport {
             Transport::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await?;
+                let io =
+                    |e: std::io::Error| SendError::Transient(format!("writing the message: {e}"));
+                adapters::private::create_dir(dir).map_err(io)?;
                 let path = dir.join(format!("{name}.eml"));
                 // Written whole, then renamed: a reader never sees half a message.
-                let tmp = dir.join(format!(".{name}.eml.tmp"));
-                tokio::fs::write(&tmp, message.formatted()).await?;
-                tokio::fs::rename(&tmp, &path).await?;
+                let bytes = message.formatted();
+                let target = path.clone();
+                tokio::task::spawn_blocking(move || adapters::private::write(&target, &bytes))
+                    .await
+                    .map_err(|e| SendError::Transient(format!("writing the message: {e}")))?
+                    .map_err(io)?;
                 Ok(())
             }
-            Transport::Smtp(smtp) => {
-                smtp.send(message).await?;
-                Ok(())
-            }
+            Transport::Smtp(smtp) => match smtp.send(message).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Err(e) => Err(SendError::Transient(e.to_string())),
+            },
         }
     }
 }
@@ -503,6 +617,184 @@ mod tests {
         );
         assert!(matches!(bad, Err(MailConfigError::Scheme(s)) if s == "smtps"));
         assert!(Mailer::new(None, dir.path().into(), "not a mailbox").is_err());
+    }
+
+    fn mailer_in(dir: &std::path::Path) -> Mailer {
+        Mailer::new(
+            None,
+            dir.join("mail"),
+            "Alexandrite <noreply@alexandrite.local>",
+        )
+        .unwrap()
+    }
+
+    /// The header block of a formatted message, unfolded (continuation lines
+    /// joined to the line they continue).
+    fn headers(m: &Message) -> Vec<String> {
+        let text = String::from_utf8_lossy(&m.formatted()).into_owned();
+        let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+        let mut out: Vec<String> = vec![];
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = out.last_mut() {
+                    last.push_str(line);
+                }
+            } else {
+                out.push(line.to_string());
+            }
+        }
+        out
+    }
+
+    /// Every header line is `Name: value` with a name we set, and nothing in
+    /// the message is a bare CR or LF.
+    fn assert_sane(m: &Message) {
+        let known = [
+            "From",
+            "To",
+            "Subject",
+            "Content-Language",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+            "MIME-Version",
+            "Date",
+        ];
+        for h in headers(m) {
+            let name = h.split(':').next().unwrap_or("");
+            assert!(known.contains(&name), "unexpected header line {h:?}");
+        }
+        let bytes = m.formatted();
+        for (i, b) in bytes.iter().enumerate() {
+            match b {
+                b'\r' => assert_eq!(bytes.get(i + 1), Some(&b'\n'), "a bare CR"),
+                b'\n' => assert!(i > 0 && bytes[i - 1] == b'\r', "a bare LF"),
+                0 => panic!("a NUL in the message"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_put_on_one_bounded_line() {
+        assert_eq!(one_line("  Ирина \r\n Смирнова\t", 100), "Ирина Смирнова");
+        assert_eq!(one_line("a\0b\u{7f}c\u{85}d\u{2028}e", 100), "a b c d e");
+        assert_eq!(one_line("\u{202e}evil", 100), "evil");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+        assert_eq!(one_line(&"я".repeat(10_000), 100).chars().count(), 101);
+        assert_eq!(display_name("\r\n \0"), None);
+        assert_eq!(display_name("Emma"), Some("Emma".into()));
+    }
+
+    #[test]
+    fn a_hostile_name_makes_one_sane_message_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = mailer_in(dir.path());
+        for name in [
+            "Eve\r\nBcc: victim@evil.test",
+            "Eve\nBcc: victim@evil.test",
+            "Eve\rBcc: victim@evil.test",
+            "Bcc: x@evil",
+            "\"Eve\" <boss@company.test>, x@evil.test",
+            "Eve\r\n\r\nInjected body",
+            "=?utf-8?b?QmNjOiB4QGV2aWw=?=",
+            "a\0b",
+            "\u{2028}\u{2029}\u{202e}",
+            "Ирина 🌸 Смирнова",
+            "",
+            "\r\n",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "x".repeat(10 * 1024),
+            "Ж".repeat(10 * 1024),
+            "a ".repeat(5 * 1024),
+        ]) {
+            let mut ev = event(OrderStatus::AwaitingConfirmation, "en");
+            ev.contact.name = name.clone();
+            ev.file_name = format!("{name}.stl");
+            let r = render(&ev, Lang::En);
+            assert!(
+                !r.body.contains('\r') && r.body.lines().count() <= 12,
+                "{name:?}: {}",
+                r.body
+            );
+            let m = mailer
+                .message("irina@example.test", &name, Lang::En, &r)
+                .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+            assert_sane(&m);
+            let hs = headers(&m);
+            assert!(
+                !hs.iter().any(|h| h.to_ascii_lowercase().starts_with("bcc")),
+                "{name:?}: {hs:?}"
+            );
+            let to: Vec<_> = hs.iter().filter(|h| h.starts_with("To:")).collect();
+            assert_eq!(to.len(), 1, "{hs:?}");
+            assert!(
+                to[0].ends_with("<irina@example.test>") || to[0] == "To: irina@example.test",
+                "{to:?}"
+            );
+            assert!(to[0].len() < 1200, "the name is bounded: {}", to[0].len());
+        }
+    }
+
+    #[test]
+    fn an_address_lettre_cannot_take_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = mailer_in(dir.path());
+        let r = render(&event(OrderStatus::Confirmed, "ru"), Lang::Ru);
+        for to in [
+            "not an address",
+            "no-at-sign",
+            "a@b@c",
+            "victim@evil.test\r\nBcc: x@evil.test",
+            "a\0@example.test",
+            "",
+            &format!("{}@example.test", "a".repeat(300)),
+        ] {
+            let e = mailer.message(to, "Eve", Lang::Ru, &r).unwrap_err();
+            assert_eq!(e.reason(), "invalid_address", "{to:?}: {e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+
+    /// Any text (line breaks included), or one dense in what headers fear.
+    const HOSTILE_TEXT: &str = "(?s).{0,300}|[\\x00-\\x20A-Za-z:@<>\",;=?\\\\]{0,80}";
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// No name, address, organisation, file name or reason makes the
+        /// message builder panic; what it builds is sane.
+        #[test]
+        fn no_text_makes_the_message_builder_panic(
+            name in HOSTILE_TEXT,
+            email in "(?s).{0,80}|[a-z]{1,10}@[a-z]{1,10}\\.test|[\\x00-\\x20a-z:@<>]{1,20}@[a-z]{1,10}\\.test",
+            org in proptest::option::of(HOSTILE_TEXT),
+            file in HOSTILE_TEXT,
+            reason in HOSTILE_TEXT,
+            tracking in proptest::option::of(HOSTILE_TEXT),
+            ru in proptest::bool::ANY,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mailer = mailer_in(dir.path());
+            let lang = if ru { Lang::Ru } else { Lang::En };
+            for status in OrderStatus::ALL {
+                let mut ev = event(status, lang.code());
+                ev.contact.name = name.clone();
+                ev.contact.email = email.clone();
+                ev.contact.organisation = org.clone();
+                ev.file_name = file.clone();
+                ev.material = reason.chars().take(20).collect();
+                ev.rejection = Some(RejectionView { code: "x".into(), reason: reason.clone() });
+                ev.tracking_number = tracking.clone();
+                let r = render(&ev, lang);
+                match mailer.message(&email, &name, lang, &r) {
+                    Ok(m) => assert_sane(&m),
+                    Err(e) => proptest::prop_assert_eq!(e.reason(), "invalid_address"),
+                }
+            }
+        }
     }
 
     /// A minimal SMTP sink: accepts one message and hands over what it got.

@@ -57,4 +57,13 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: INIT,
         postgres: INIT,
     },
+    Migration {
+        version: 3,
+        description: "why a delivery was abandoned",
+        sqlite: ABANDONED_REASON,
+        postgres: ABANDONED_REASON,
+    },
 ];
+
+/// `max_attempts`, `invalid_address`, `permanent_failure`, … (None until abandoned).
+const ABANDONED_REASON: &str = "ALTER TABLE deliveries ADD COLUMN abandoned_reason TEXT;";

@@ -9,6 +9,7 @@ mod durability;
 mod hostile_edges;
 mod hostile_headers;
 mod hostile_geometry;
+mod hostile_exposure;
 mod isolation;
 mod journey;
 mod lifecycle;
