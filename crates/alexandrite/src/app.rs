@@ -209,6 +209,7 @@ fn pricing_config(config: &Config, metrics: &adapters::metrics::Metrics) -> Pric
         s3: config.s3_options(),
         workers: config.pricing.workers,
         rules: config.pricing.rules.clone(),
+        casting: config.pricing.casting.clone(),
         limits: geometry::Limits {
             max_bytes: config.limits.max_upload_bytes,
             max_triangles: config.limits.max_triangles,

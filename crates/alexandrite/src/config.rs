@@ -163,6 +163,9 @@ pub struct PricingSection {
     /// Pricing jobs handled at once in this process.
     pub workers: usize,
     pub rules: PricingRules,
+    /// What each casting process can make (`pricing.casting.default`,
+    /// `pricing.casting.groups.<code prefix>`; docs/pricing.md).
+    pub casting: pricing::Casting,
 }
 
 /// E-mail and B2B webhooks (`notifier.*`).
@@ -244,6 +247,7 @@ impl Default for PricingSection {
         PricingSection {
             workers: 2,
             rules: PricingRules::default(),
+            casting: pricing::Casting::default(),
         }
     }
 }
