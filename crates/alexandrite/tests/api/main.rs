@@ -6,6 +6,7 @@ mod helpers;
 mod catalogue;
 mod cli;
 mod durability;
+mod hostile_money;
 mod isolation;
 mod journey;
 mod lifecycle;
