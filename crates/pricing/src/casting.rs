@@ -240,7 +240,7 @@ fn grouped(whole: u128, lang: Lang) -> String {
     let sep = if lang == En { ',' } else { '\u{a0}' };
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(sep);
         }
         out.push(c);

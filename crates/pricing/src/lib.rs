@@ -102,7 +102,8 @@ pub struct Unpriceable {
     /// "too_expensive", "material_out_of_range".
     pub code: &'static str,
     pub reason: String,
-    pub geometry: Option<GeometrySummary>,
+    /// Boxed: the error stays small next to a quote.
+    pub geometry: Option<Box<GeometrySummary>>,
 }
 
 impl Measured {
@@ -190,7 +191,7 @@ impl Measured {
         let refuse = |(code, reason): (&'static str, String)| Unpriceable {
             code,
             reason,
-            geometry: Some(geometry.clone()),
+            geometry: Some(Box::new(geometry.clone())),
         };
         if let Some(reason) = self.unmakeable() {
             return Err(refuse(("not_watertight", reason)));
@@ -434,7 +435,7 @@ impl Handler for Worker {
                     order_id: job.order_id,
                     code: u.code.into(),
                     reason: u.reason,
-                    geometry: u.geometry,
+                    geometry: u.geometry.map(|g| *g),
                 };
                 Envelope::new("pricing", &failed)
             }

@@ -290,8 +290,14 @@ fn the_casting_envelope_is_configuration_per_material_group() {
     // 1000 mm³ of platinum: 20.8 g.
     let priced = analyze("PT950", &[]);
     assert_eq!(priced["weight_g"], 20.8);
-    assert!(priced["price"]["total_minor"].as_i64().unwrap() > 0, "{priced}");
-    let heavy = [("ALEXANDRITE_PRICING__CASTING__GROUPS__PT__MAX_METAL_G", "20")];
+    assert!(
+        priced["price"]["total_minor"].as_i64().unwrap() > 0,
+        "{priced}"
+    );
+    let heavy = [(
+        "ALEXANDRITE_PRICING__CASTING__GROUPS__PT__MAX_METAL_G",
+        "20",
+    )];
     let refused = analyze("PT950", &heavy);
     assert_eq!(refused["price"], Value::Null);
     assert!(
@@ -304,14 +310,16 @@ fn the_casting_envelope_is_configuration_per_material_group() {
     // Another group is not touched; a flatter gold flask is refused a cube
     // whatever the order its sizes are given in.
     assert!(analyze("AU585Y", &heavy)["price"].is_object());
-    let flat = [("ALEXANDRITE_PRICING__CASTING__GROUPS__AU__MAX_MM", "[9, 40, 40]")];
+    let flat = [(
+        "ALEXANDRITE_PRICING__CASTING__GROUPS__AU__MAX_MM",
+        "[9, 40, 40]",
+    )];
     assert!(analyze("AG925", &flat)["price"].is_object());
     let refused = analyze("AU585Y", &flat);
     assert!(
-        refused["rejection"]
-            .as_str()
-            .unwrap()
-            .starts_with("too large to cast: 10 × 10 × 10 mm, this process takes at most 40 × 40 × 9 mm"),
+        refused["rejection"].as_str().unwrap().starts_with(
+            "too large to cast: 10 × 10 × 10 mm, this process takes at most 40 × 40 × 9 mm"
+        ),
         "{refused}"
     );
 }
