@@ -45,7 +45,7 @@ pub fn report(
         "analysis_ms": (ms * 1000.0).round() / 1000.0,
     });
     if let Some(m) = material {
-        match measured.quote(m, &config.pricing.rules) {
+        match measured.quote(m, &config.pricing.rules, &config.pricing.casting) {
             Ok((g, q)) => {
                 v["weight_g"] = json!(g.weight_g);
                 v["material"] = json!(m.code);

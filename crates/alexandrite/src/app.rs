@@ -214,6 +214,7 @@ fn pricing_config(config: &Config, metrics: &adapters::metrics::Metrics) -> Pric
         workers: config.pricing.workers,
         rules: config.pricing.rules.clone(),
         memory_budget_mib: config.pricing.memory_budget_mib,
+        casting: config.pricing.casting.clone(),
         limits: geometry::Limits {
             max_bytes: config.limits.max_upload_bytes,
             max_triangles: config.limits.max_triangles,

@@ -181,6 +181,9 @@ pub struct PricingSection {
     /// Memory the pricing workers of this process may hold at once, MiB:
     /// jobs wait until their estimated need fits (pricing::admission).
     pub memory_budget_mib: u64,
+    /// What each casting process can make (`pricing.casting.default`,
+    /// `pricing.casting.groups.<code prefix>`; docs/pricing.md).
+    pub casting: pricing::Casting,
 }
 
 /// E-mail and B2B webhooks (`notifier.*`).
@@ -264,6 +267,7 @@ impl Default for PricingSection {
             workers: 2,
             rules: PricingRules::default(),
             memory_budget_mib: pricing::admission::DEFAULT_BUDGET_MIB,
+            casting: pricing::Casting::default(),
         }
     }
 }

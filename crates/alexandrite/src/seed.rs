@@ -161,7 +161,7 @@ fn generate(
     materials: &[MaterialSnapshot],
     operator_ids: &[String],
     rules: &PricingRules,
-) -> Order {
+) -> anyhow::Result<Order> {
     let mut roll = rng.random_range(0..1000u32);
     let status = MIX
         .iter()
@@ -211,7 +211,8 @@ fn generate(
         },
         m,
         rules,
-    );
+    )
+    .map_err(|e| anyhow::anyhow!("seeding with material {}: {e}", m.code))?;
     let weight = breakdown.weight_g;
     let side = volume.cbrt() * 2.2;
     let geometry = GeometrySummary {
@@ -317,7 +318,7 @@ fn generate(
             total.currency.code().to_string(),
         )
     });
-    Order {
+    Ok(Order {
         file_name: format!(
             "{}-{}.stl",
             MODELS[rng.random_range(0..MODELS.len())],
@@ -342,7 +343,7 @@ fn generate(
         confirmed,
         updated: at,
         steps,
-    }
+    })
 }
 
 /// A SQL literal: quoted text (quotes doubled), a number, or NULL.
@@ -570,7 +571,7 @@ pub async fn run(
                     &config.pricing.rules,
                 )
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         for o in &orders {
             *report.by_status.entry(o.status.to_string()).or_default() += 1;
             report.history_rows += o.steps.len() as u64;

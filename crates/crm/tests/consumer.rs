@@ -31,7 +31,7 @@ fn priced(id: OrderId) -> Envelope {
         stones: 0,
         metal_rule: price::MetalRule::SingleShell,
     };
-    let (total, breakdown) = price::price(&input, &material, &PricingRules::default());
+    let (total, breakdown) = price::price(&input, &material, &PricingRules::default()).unwrap();
     let geometry = GeometrySummary {
         format: "binary STL".into(),
         triangles: 12,

@@ -189,7 +189,7 @@ async fn save_form(
                 lang,
                 user,
                 String::new(),
-                e.to_string(),
+                e.message(lang),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await

@@ -2,7 +2,7 @@
 
 use adapters::Db;
 use domain::money::Currency;
-use domain::price::MaterialSnapshot;
+use domain::price::{self, MaterialSnapshot};
 use sqlx::Row;
 
 fn from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<MaterialSnapshot> {
@@ -43,7 +43,11 @@ pub async fn find(db: &Db, code: &str) -> anyhow::Result<Option<MaterialSnapshot
     row.as_ref().map(from_row).transpose()
 }
 
-/// A manager's change to the catalogue.
+/// A manager's change to the catalogue. Every field has a range, enforced
+/// by [`save`] (docs/pricing.md, "Materials"): density
+/// [`price::DENSITY_G_CM3`], price per gram [`price::PRICE_PER_GRAM_MINOR`],
+/// names of 1 to [`price::NAME_MAX_CHARS`] characters without control
+/// characters, the code 2 to 16 capital letters, digits or '-'.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct MaterialEdit {
     pub name_en: String,
@@ -65,12 +69,23 @@ pub enum EditError {
     BadCode,
     #[error("density must be between 0.5 and 25 g/cm³")]
     BadDensity,
-    #[error("price per gram must be a positive number of kopecks")]
+    #[error("price per gram must be between 1 and 10,000,000 kopecks (0.01 to 100,000.00 ₽)")]
     BadPrice,
-    #[error("names in Russian and English are required")]
-    MissingName,
+    #[error(
+        "{}: names in Russian and English are required, 1 to 100 characters without control characters",
+        name_label(.0)
+    )]
+    BadName(&'static str),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+fn name_label(field: &str) -> &'static str {
+    if field == "name_ru" {
+        "the Russian name"
+    } else {
+        "the English name"
+    }
 }
 
 impl EditError {
@@ -80,10 +95,57 @@ impl EditError {
             EditError::BadCode => "code",
             EditError::BadDensity => "density_g_cm3",
             EditError::BadPrice => "price_per_gram_minor",
-            EditError::MissingName => "name_en",
+            EditError::BadName(field) => field,
             EditError::Internal(_) => "",
         }
     }
+
+    /// The error in a page's language (the API's message is the English one).
+    pub fn message(&self, lang: web::Lang) -> String {
+        if lang == web::Lang::En {
+            return self.to_string();
+        }
+        match self {
+            EditError::BadCode => {
+                "Код материала: от 2 до 16 заглавных латинских букв, цифр или «-», например AU585Y"
+                    .into()
+            }
+            EditError::BadDensity => "Плотность: от 0,5 до 25 г/см³".into(),
+            EditError::BadPrice => {
+                "Цена за грамм: от 0,01 до 100\u{a0}000,00 ₽ (от 1 до 10\u{a0}000\u{a0}000 копеек)"
+                    .into()
+            }
+            EditError::BadName(field) => format!(
+                "{}: названия на русском и английском обязательны, от 1 до 100 символов без управляющих",
+                if *field == "name_ru" {
+                    "Название (рус.)"
+                } else {
+                    "Название (англ.)"
+                }
+            ),
+            EditError::Internal(e) => e.to_string(),
+        }
+    }
+}
+
+/// The first field of an edit outside its range, if any.
+fn check(edit: &MaterialEdit) -> Result<(), EditError> {
+    if !price::DENSITY_G_CM3.contains(&edit.density_g_cm3) {
+        return Err(EditError::BadDensity);
+    }
+    if !price::PRICE_PER_GRAM_MINOR.contains(&edit.price_per_gram_minor) {
+        return Err(EditError::BadPrice);
+    }
+    for (field, name) in [("name_en", &edit.name_en), ("name_ru", &edit.name_ru)] {
+        let name = name.trim();
+        if name.is_empty()
+            || name.chars().count() > price::NAME_MAX_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(EditError::BadName(field));
+        }
+    }
+    Ok(())
 }
 
 /// One row of a material's history.
@@ -111,15 +173,7 @@ pub async fn save(
     {
         return Err(EditError::BadCode);
     }
-    if !(0.5..=25.0).contains(&edit.density_g_cm3) || !edit.density_g_cm3.is_finite() {
-        return Err(EditError::BadDensity);
-    }
-    if edit.price_per_gram_minor <= 0 {
-        return Err(EditError::BadPrice);
-    }
-    if edit.name_en.trim().is_empty() || edit.name_ru.trim().is_empty() {
-        return Err(EditError::MissingName);
-    }
+    check(edit)?;
     let result: anyhow::Result<MaterialSnapshot> = async {
         let mut tx = db.begin_write().await?;
         let current: Option<i64> = sqlx::query("SELECT version FROM materials WHERE code = $1")
@@ -208,4 +262,80 @@ pub async fn history(db: &Db) -> anyhow::Result<Vec<Version>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn silver() -> MaterialEdit {
+        MaterialEdit {
+            name_en: "925 sterling silver".into(),
+            name_ru: "Серебро 925".into(),
+            density_g_cm3: 10.4,
+            price_per_gram_minor: 12_000,
+            active: true,
+        }
+    }
+
+    #[test]
+    fn every_field_out_of_its_range_is_named() {
+        assert!(check(&silver()).is_ok());
+        let field = |edit: MaterialEdit| check(&edit).unwrap_err().field();
+        for p in [i64::MAX, i64::MIN, -1, 0, 10_000_001] {
+            let e = MaterialEdit {
+                price_per_gram_minor: p,
+                ..silver()
+            };
+            assert_eq!(field(e), "price_per_gram_minor", "{p}");
+        }
+        for d in [0.0, -10.4, 0.49, 25.01, 1e300, f64::NAN, f64::INFINITY] {
+            let e = MaterialEdit {
+                density_g_cm3: d,
+                ..silver()
+            };
+            assert_eq!(field(e), "density_g_cm3", "{d}");
+        }
+        let e = MaterialEdit {
+            name_en: " ".into(),
+            ..silver()
+        };
+        assert_eq!(field(e), "name_en");
+        let e = MaterialEdit {
+            name_ru: "я".repeat(101),
+            ..silver()
+        };
+        assert_eq!(field(e), "name_ru");
+        let e = MaterialEdit {
+            name_ru: "Серебро\u{0}925".into(),
+            ..silver()
+        };
+        assert_eq!(field(e), "name_ru");
+        // The edges of the ranges are allowed.
+        let e = MaterialEdit {
+            density_g_cm3: 25.0,
+            price_per_gram_minor: 10_000_000,
+            name_ru: "я".repeat(100),
+            ..silver()
+        };
+        assert!(check(&e).is_ok());
+    }
+
+    #[test]
+    fn errors_read_in_the_page_language() {
+        assert_eq!(
+            EditError::BadPrice.message(web::Lang::En),
+            EditError::BadPrice.to_string()
+        );
+        assert!(
+            EditError::BadPrice
+                .message(web::Lang::Ru)
+                .starts_with("Цена за грамм")
+        );
+        assert!(
+            EditError::BadName("name_ru")
+                .to_string()
+                .starts_with("the Russian name")
+        );
+    }
 }

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub mod admission;
+pub mod casting;
+pub use casting::{Casting, CastingEnvelope};
 
 /// The work queue of pricing jobs.
 pub const QUEUE: QueueSpec = QueueSpec {
@@ -34,6 +36,8 @@ pub struct PricingConfig {
     pub s3: adapters::objects::S3Options,
     pub workers: usize,
     pub rules: PricingRules,
+    /// What each casting process can make, by material group.
+    pub casting: Casting,
     pub limits: geometry::Limits,
     /// Memory the workers of this process may hold at once, MiB
     /// ([`admission`]; default [`admission::DEFAULT_BUDGET_MIB`]).
@@ -143,10 +147,13 @@ fn unreliable_volume(a: &geometry::Analysis) -> Option<String> {
 /// Why a model cannot be priced: a machine code and a reason a person can act on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unpriceable {
-    /// "unreadable", "too_large", "unsupported_format", "not_watertight".
+    /// "unreadable", "too_large", "unsupported_format", "not_watertight",
+    /// "too_large_to_cast", "too_small_to_cast", "too_heavy_to_cast",
+    /// "too_expensive", "material_out_of_range".
     pub code: &'static str,
     pub reason: String,
-    pub geometry: Option<GeometrySummary>,
+    /// Boxed: the error stays small next to a quote.
+    pub geometry: Option<Box<GeometrySummary>>,
 }
 
 impl Measured {
@@ -173,7 +180,7 @@ impl Measured {
             watertight: self.watertight(),
             boundary_edges: self.boundary_edges,
             nonmanifold_edges: self.nonmanifold_edges,
-            weight_g: price::weight_mg(self.metal_volume(), density_g_cm3) as f64 / 1000.0,
+            weight_g: self.metal_g(density_g_cm3),
             metal_volume_mm3: Some(self.metal_volume()),
             stones: self.stones,
             metal_rule: self.metal_rule,
@@ -182,41 +189,83 @@ impl Measured {
         }
     }
 
-    /// Why the model cannot be cast, in words a person can act on; None if it can.
-    pub fn unmakeable(&self) -> Option<String> {
-        match (self.boundary_edges, self.nonmanifold_edges) {
-            (0, 0) if self.unreliable_volume.is_some() => self.unreliable_volume.clone(),
-            (0, 0) if self.volume_mm3.abs() < 1e-9 => Some("the model encloses no volume".into()),
-            (0, 0) => None,
-            (o, 0) => Some(format!("not watertight: {o} open edges")),
-            (0, n) => Some(format!(
-                "not manifold: {n} edges are shared by more than two triangles"
-            )),
-            (o, n) => Some(format!(
-                "not watertight: {o} open edges and {n} non-manifold edges"
-            )),
+    /// The metal weight in grams for a density (to the milligram; a weight
+    /// beyond any integer is shown as the float, one not finite as 0).
+    fn metal_g(&self, density_g_cm3: f64) -> f64 {
+        match price::weight_mg(self.metal_volume(), density_g_cm3) {
+            Some(mg) => mg as f64 / 1000.0,
+            None => Some(self.metal_volume() * density_g_cm3.abs() / 1000.0)
+                .filter(|g| g.is_finite())
+                .unwrap_or(0.0),
         }
+    }
+
+    /// Why the model cannot be cast, in words a person can act on (English,
+    /// then Russian); None if it can.
+    pub fn unmakeable(&self) -> Option<String> {
+        let (en, ru) = match (self.boundary_edges, self.nonmanifold_edges) {
+            // Already in both languages.
+            (0, 0) if self.unreliable_volume.is_some() => return self.unreliable_volume.clone(),
+            (0, 0) if self.volume_mm3.is_nan() || self.volume_mm3.abs() < 1e-9 => (
+                "the model encloses no volume".to_string(),
+                "модель не ограничивает никакого объёма".to_string(),
+            ),
+            (0, 0) => return None,
+            (o, 0) => (
+                format!("not watertight: {o} open edges"),
+                format!("модель не замкнута: открытых рёбер — {o}"),
+            ),
+            (0, n) => (
+                format!("not manifold: {n} edges are shared by more than two triangles"),
+                format!(
+                    "модель не многообразна: рёбер, общих для более чем двух треугольников, — {n}"
+                ),
+            ),
+            (o, n) => (
+                format!("not watertight: {o} open edges and {n} non-manifold edges"),
+                format!("модель не замкнута: открытых рёбер — {o}, немногообразных рёбер — {n}"),
+            ),
+        };
+        Some(casting::both(en, ru))
     }
 
     /// Prices the model in a material: the metal volume (stones left out, see
     /// [`MetalRule`]) is weighed. An inside-out model is priced by its absolute
-    /// volume (the warning says so).
+    /// volume (the warning says so). A model that cannot be cast (open, outside
+    /// its material's casting envelope, or priced beyond `rules.maximum_minor`)
+    /// is [`Unpriceable`] with a reason in English and Russian.
     pub fn quote(
         &self,
         material: &MaterialSnapshot,
         rules: &PricingRules,
+        casting: &Casting,
     ) -> Result<(GeometrySummary, Quote), Unpriceable> {
         let geometry = self.summary(material.density_g_cm3);
+        let refuse = |(code, reason): (&'static str, String)| Unpriceable {
+            code,
+            reason,
+            geometry: Some(Box::new(geometry.clone())),
+        };
         if let Some(reason) = self.unmakeable() {
-            return Err(Unpriceable {
-                code: if self.watertight() && self.unreliable_volume.is_some() {
-                    "unreliable_volume"
-                } else {
-                    "not_watertight"
-                },
-                reason,
-                geometry: Some(geometry),
-            });
+            let code = if self.watertight() && self.unreliable_volume.is_some() {
+                "unreliable_volume"
+            } else {
+                "not_watertight"
+            };
+            return Err(refuse((code, reason)));
+        }
+        let envelope = casting.for_material(&material.code);
+        let BBox { x, y, z } = self.bbox_mm;
+        if let Some(outside) = casting::outside(envelope, [x, y, z]) {
+            return Err(refuse(outside));
+        }
+        if let Some(field) = material.out_of_range() {
+            return Err(refuse(casting::unpriced(&price::PriceError::OutOfRange(
+                field,
+            ))));
+        }
+        if let Some(heavy) = casting::too_heavy(envelope, geometry.weight_g) {
+            return Err(refuse(heavy));
         }
         let input = PriceInput {
             volume_mm3: self.metal_volume(),
@@ -226,7 +275,8 @@ impl Measured {
             stones: self.stones,
             metal_rule: self.metal_rule,
         };
-        let (total, breakdown) = price::price(&input, material, rules);
+        let (total, breakdown) =
+            price::price(&input, material, rules).map_err(|e| refuse(casting::unpriced(&e)))?;
         Ok((
             geometry,
             Quote {
@@ -294,6 +344,7 @@ struct Worker {
     store: Arc<dyn ObjectStore>,
     bus: Arc<dyn Bus>,
     rules: PricingRules,
+    casting: Casting,
     limits: geometry::Limits,
     metrics: adapters::metrics::Metrics,
     admission: admission::Admission,
@@ -301,12 +352,19 @@ struct Worker {
 
 impl Pricing {
     pub async fn build(config: &PricingConfig, bus: Arc<dyn Bus>) -> anyhow::Result<Pricing> {
+        if let Some(key) = config.rules.out_of_range() {
+            anyhow::bail!("pricing.rules.{key} is outside its allowed range (see docs/pricing.md)");
+        }
+        if let Some(key) = config.casting.invalid() {
+            anyhow::bail!("{key} makes no sense (see docs/pricing.md)");
+        }
         bus.declare(&QUEUE).await?;
         let store = adapters::objects::open_with(&config.objects_url, &config.s3)?.store;
         let worker = Worker {
             store,
             bus: bus.clone(),
             rules: config.rules.clone(),
+            casting: config.casting.clone(),
             limits: config.limits,
             metrics: config.metrics.clone(),
             admission: admission::Admission::new(config.memory_budget_mib),
@@ -415,7 +473,7 @@ impl Handler for Worker {
         let outcome = self
             .measure(&job)
             .await?
-            .and_then(|m| m.quote(&job.material, &self.rules));
+            .and_then(|m| m.quote(&job.material, &self.rules, &self.casting));
         let seconds = started.elapsed().as_secs_f64();
         let out = match outcome {
             Ok((geometry, quote)) => {
@@ -445,7 +503,7 @@ impl Handler for Worker {
                     order_id: job.order_id,
                     code: u.code.into(),
                     reason: u.reason,
-                    geometry: u.geometry,
+                    geometry: u.geometry.map(|g| *g),
                 };
                 Envelope::new("pricing", &failed)
             }
@@ -487,7 +545,9 @@ mod tests {
         let m = measure(&bytes, &geometry::Limits::default()).unwrap();
         assert_eq!((m.stones, m.metal_rule), (7, MetalRule::StonesExcluded));
         assert!((m.volume_mm3 - 2107.273).abs() < 1e-3, "{}", m.volume_mm3);
-        let (g, q) = m.quote(&gold(), &PricingRules::default()).unwrap();
+        let (g, q) = m
+            .quote(&gold(), &PricingRules::default(), &Casting::default())
+            .unwrap();
         assert_eq!(g.weight_g, 27.201);
         assert_eq!(q.breakdown.weight_g, 27.201);
         assert_eq!(
@@ -504,6 +564,220 @@ mod tests {
         assert_eq!(q.breakdown.lines[0].amount_minor, 22_032_810);
     }
 
+    /// A closed box of these extents, as measured.
+    fn solid(x: f64, y: f64, z: f64) -> Measured {
+        Measured {
+            format: "binary STL".into(),
+            triangles: 12,
+            vertices: 8,
+            volume_mm3: x * y * z,
+            area_mm2: 2.0 * (x * y + y * z + z * x),
+            bbox_mm: BBox { x, y, z },
+            shells: 1,
+            boundary_edges: 0,
+            nonmanifold_edges: 0,
+            warnings: vec![],
+            metal_volume_mm3: None,
+            stones: 0,
+            stone_volume_mm3: 0.0,
+            metal_rule: MetalRule::SingleShell,
+            flipped_triangles: 0,
+            unreliable_volume: None,
+        }
+    }
+
+    #[test]
+    fn a_100_m_gold_cube_is_too_large_to_cast_not_a_minimum_charge() {
+        let rules = PricingRules::default();
+        let casting = Casting::default();
+        let u = solid(100_000.0, 100_000.0, 100_000.0)
+            .quote(&gold(), &rules, &casting)
+            .unwrap_err();
+        assert_eq!(u.code, "too_large_to_cast");
+        assert_eq!(
+            u.reason,
+            "too large to cast: 100,000 × 100,000 × 100,000 mm, this process takes at most \
+             120 × 120 × 80 mm / слишком большая для литья: 100\u{a0}000 × 100\u{a0}000 × \
+             100\u{a0}000 мм, этот процесс принимает не более 120 × 120 × 80 мм"
+        );
+        let g = u.geometry.unwrap();
+        assert!((g.weight_g - 1.31e13).abs() < 1.0, "{}", g.weight_g);
+        // Even with no size limit, the price is refused, never wrapped.
+        let open = Casting {
+            default: CastingEnvelope {
+                max_mm: [1e12; 3],
+                max_metal_g: 1e30,
+                ..CastingEnvelope::default()
+            },
+            groups: Default::default(),
+        };
+        let u = solid(100_000.0, 100_000.0, 100_000.0)
+            .quote(&gold(), &rules, &open)
+            .unwrap_err();
+        assert_eq!(u.code, "too_expensive");
+        assert!(
+            u.reason.contains("1,000,000,000.00\u{a0}₽") && u.reason.contains("свяжитесь с нами"),
+            "{}",
+            u.reason
+        );
+    }
+
+    #[test]
+    fn tiny_heavy_and_mispriced_models_are_refused_with_a_reason() {
+        let rules = PricingRules::default();
+        let casting = Casting::default();
+        let u = solid(0.2, 0.2, 0.2)
+            .quote(&gold(), &rules, &casting)
+            .unwrap_err();
+        assert_eq!(u.code, "too_small_to_cast");
+        assert!(
+            u.reason
+                .starts_with("too small to cast: 0.2 × 0.2 × 0.2 mm"),
+            "{}",
+            u.reason
+        );
+        // 110 × 110 × 70 mm fits the flask but is 11 kg of gold.
+        let u = solid(110.0, 70.0, 110.0)
+            .quote(&gold(), &rules, &casting)
+            .unwrap_err();
+        assert_eq!(u.code, "too_heavy_to_cast");
+        assert!(
+            u.reason.starts_with(
+                "too heavy to cast: 11,095.7 g of metal, this process takes at most 1,000 g"
+            ) && u.reason.contains("11\u{a0}095,7 г металла"),
+            "{}",
+            u.reason
+        );
+        // A material saved before its ranges were enforced.
+        let mut m = gold();
+        m.price_per_gram_minor = i64::MAX;
+        let u = solid(10.0, 10.0, 10.0)
+            .quote(&m, &rules, &casting)
+            .unwrap_err();
+        assert_eq!(u.code, "material_out_of_range");
+        assert!(u.reason.contains("price_per_gram_minor"), "{}", u.reason);
+        // The reason of an open model is in both languages too.
+        let mut open = solid(10.0, 10.0, 10.0);
+        open.boundary_edges = 64;
+        let u = open.quote(&gold(), &rules, &casting).unwrap_err();
+        assert_eq!(
+            (u.code, u.reason.as_str()),
+            (
+                "not_watertight",
+                "not watertight: 64 open edges / модель не замкнута: открытых рёбер — 64"
+            )
+        );
+    }
+
+    use proptest::prelude::*;
+
+    /// 0, tiny, huge (to 1e30), negative, NaN and infinities.
+    fn extreme() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            (-3.0..30.0f64).prop_map(|e| 10f64.powf(e)),
+            (-3.0..30.0f64).prop_map(|e| -(10f64.powf(e))),
+            0.0..200.0f64,
+            proptest::num::f64::ANY,
+        ]
+    }
+
+    fn count() -> impl Strategy<Value = u64> {
+        prop_oneof![0..100u64, 0..=u64::from(u32::MAX), any::<u64>()]
+    }
+
+    fn measured() -> impl Strategy<Value = Measured> {
+        (
+            (extreme(), extreme(), extreme()),
+            (extreme(), extreme()),
+            (count(), count(), count()),
+            (0..3u64, 0..3u64),
+        )
+            .prop_map(
+                |((x, y, z), (volume, area), (shells, triangles, stones), (open, nm))| Measured {
+                    triangles,
+                    volume_mm3: volume,
+                    area_mm2: area,
+                    bbox_mm: BBox { x, y, z },
+                    shells,
+                    stones,
+                    boundary_edges: open,
+                    nonmanifold_edges: nm,
+                    metal_volume_mm3: Some(volume),
+                    ..solid(1.0, 1.0, 1.0)
+                },
+            )
+    }
+
+    fn material() -> impl Strategy<Value = MaterialSnapshot> {
+        (
+            price::DENSITY_G_CM3,
+            price::PRICE_PER_GRAM_MINOR,
+            prop_oneof![Just("AU585Y"), Just("AG925"), Just("PT950"), Just("X")],
+        )
+            .prop_map(|(d, p, code)| MaterialSnapshot {
+                code: code.into(),
+                density_g_cm3: d,
+                price_per_gram_minor: p,
+                ..gold()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Any geometry in any material within its ranges: no panic; either a
+        /// quote inside its envelope whose lines are ≥ 0 and sum to a total no
+        /// more than the maximum, or a refusal with a reason in both languages.
+        #[test]
+        fn any_measurement_is_quoted_soundly_or_refused(m in measured(), material in material()) {
+            let rules = PricingRules::default();
+            let casting = Casting::default();
+            match m.quote(&material, &rules, &casting) {
+                Ok((g, q)) => {
+                    let lines = &q.breakdown.lines;
+                    prop_assert!(lines.iter().all(|l| l.amount_minor >= 0));
+                    prop_assert_eq!(
+                        lines.iter().try_fold(0i64, |a, l| a.checked_add(l.amount_minor)),
+                        Some(q.total.minor)
+                    );
+                    prop_assert!(q.total.minor <= rules.maximum_minor);
+                    prop_assert!(q.total.minor >= rules.minimum_minor);
+                    let e = casting.for_material(&material.code);
+                    prop_assert!(g.weight_g <= e.max_metal_g);
+                    prop_assert!(casting::outside(e, [m.bbox_mm.x, m.bbox_mm.y, m.bbox_mm.z]).is_none());
+                    prop_assert!(m.watertight());
+                }
+                Err(u) => {
+                    prop_assert!(u.reason.contains(" / "), "{}", u.reason);
+                    let g = u.geometry.expect("the geometry travels with the refusal");
+                    // Everything in the event must survive JSON (NaN does not).
+                    prop_assert!(g.weight_g.is_finite() && g.weight_g >= 0.0);
+                }
+            }
+        }
+
+        /// Inside the envelope, a larger volume never costs less.
+        #[test]
+        fn a_heavier_piece_never_costs_less(
+            small in 1.0..10_000.0f64,
+            factor in 1.0..100.0f64,
+            material in material(),
+        ) {
+            let (rules, casting) = (PricingRules::default(), Casting::default());
+            let at = |v: f64| {
+                let m = Measured { volume_mm3: v, metal_volume_mm3: Some(v), ..solid(50.0, 50.0, 50.0) };
+                m.quote(&material, &rules, &casting)
+            };
+            match (at(small), at(small * factor)) {
+                (Ok((_, a)), Ok((_, b))) => prop_assert!(b.total.minor >= a.total.minor),
+                (Ok(_), Err(u)) => prop_assert!(u.code == "too_heavy_to_cast" || u.code == "too_expensive", "{}", u.code),
+                (Err(u), Ok(_)) => prop_assert!(false, "the lighter piece was refused: {}", u.reason),
+                (Err(_), Err(_)) => {}
+            }
+        }
+    }
+
     #[test]
     fn a_measurement_cached_before_stones_weighs_the_whole_model() {
         let old = r#"{"format":"binary STL","triangles":12,"vertices":8,"volume_mm3":-1000.0,
@@ -512,7 +786,9 @@ mod tests {
         let m: Measured = serde_json::from_str(old).unwrap();
         assert_eq!(m.metal_rule, MetalRule::WholeModel);
         assert_eq!(m.metal_volume(), 1000.0);
-        let (g, _) = m.quote(&gold(), &PricingRules::default()).unwrap();
+        let (g, _) = m
+            .quote(&gold(), &PricingRules::default(), &Casting::default())
+            .unwrap();
         assert_eq!(g.weight_g, 13.1);
     }
 }

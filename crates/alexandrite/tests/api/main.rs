@@ -10,6 +10,7 @@ mod hostile_edges;
 mod hostile_headers;
 mod hostile_geometry;
 mod hostile_exposure;
+mod hostile_money;
 mod isolation;
 mod journey;
 mod lifecycle;
