@@ -446,6 +446,7 @@ async fn an_unknown_address_costs_the_same_password_check_as_a_known_one() {
     }
     let (k, u) = (median(known), median(unknown));
     let ratio = u.as_secs_f64() / k.as_secs_f64();
+    eprintln!("login medians: known {k:?}, unknown {u:?}, ratio {ratio:.2}");
     assert!(
         (0.5..=2.0).contains(&ratio),
         "known {k:?}, unknown {u:?}: ratio {ratio:.2}"
