@@ -363,16 +363,9 @@ impl Dispatcher {
                         let sent =
                             crate::notices::email(&self.mailer, &env, &target, id, attempts + 1);
                         match sent.await {
-                            Ok(()) => Outcome {
-                                ok: true,
-                                status_code: None,
-                                error: None,
-                                give_up: false,
-                            },
-                            Err((give_up, e)) => Outcome {
-                                give_up,
-                                ..Outcome::failed(e)
-                            },
+                            Ok(()) => Outcome::sent(None),
+                            Err((Some(reason), e)) => Outcome::abandon(reason, e),
+                            Err((None, e)) => Outcome::failed(e),
                         }
                     }
                     EMAIL => self.email(&env, &target, id, attempts + 1).await,

@@ -5,7 +5,7 @@
 //! retried with the same backoff.
 
 use crate::deliveries::{self, EMAIL};
-use crate::mail::{Mailer, Rendered};
+use crate::mail::{Mailer, Rendered, SendError};
 use adapters::bus::DeliveryError;
 use adapters::{Db, inbox};
 use domain::events::{Envelope, RegistrationAttempted};
@@ -80,24 +80,30 @@ pub fn render(ev: &RegistrationAttempted, lang: Lang) -> Rendered {
     }
 }
 
-/// Sends the notice of one delivery row; `Err((give_up, why))` when it failed.
+/// Sends the notice of one delivery row. `Err((Some(reason), why))` when
+/// no attempt can succeed (given up), `Err((None, why))` to try again.
 pub async fn email(
     mailer: &Mailer,
     env: &Envelope,
     to: &str,
     id: &str,
     attempt: u32,
-) -> Result<(), (bool, String)> {
-    let ev: RegistrationAttempted = env.decode().map_err(|e| (true, e.to_string()))?;
+) -> Result<(), (Option<&'static str>, String)> {
+    let ev: RegistrationAttempted = env
+        .decode()
+        .map_err(|e| (Some("unreadable_event"), e.to_string()))?;
     let lang = Lang::parse(&ev.contact.language).unwrap_or(Lang::Ru);
     let message = mailer
         .message(to, &ev.contact.name, lang, &render(&ev, lang))
-        .map_err(|e| (true, format!("{e:#}")))?;
+        .map_err(|e| (Some(e.reason()), e.to_string()))?;
     let name = format!("{}-{STATUS}-{id}-{attempt}", ev.notice_id);
-    mailer
-        .send(&name, message)
-        .await
-        .map_err(|e| (false, format!("{e:#}")))
+    mailer.send(&name, message).await.map_err(|e| match e {
+        SendError::Permanent(e) => (
+            Some("permanent_failure"),
+            format!("the server refused it: {e}"),
+        ),
+        SendError::Transient(e) => (None, e),
+    })
 }
 
 #[cfg(test)]
