@@ -43,6 +43,14 @@ pub trait Cache: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
     /// Adds one to the counter under `key` (0 when absent) and returns the new value.
     async fn incr(&self, key: &str) -> anyhow::Result<i64>;
+    /// Adds one to the counter under `key` (0 when absent or expired), gives it
+    /// `ttl` from now to live, and returns the new value: a count of events
+    /// that is forgotten after `ttl` without one. A cache that cannot do this
+    /// says so (the throttle then counts in its own process).
+    async fn count(&self, key: &str, ttl: Duration) -> anyhow::Result<i64> {
+        let _ = (key, ttl);
+        anyhow::bail!("this cache keeps no counters with an expiry")
+    }
     /// Sends `message` to every current subscriber of `channel`, in every process
     /// sharing this cache.
     async fn publish(&self, channel: &str, message: &[u8]) -> anyhow::Result<()>;
@@ -144,6 +152,25 @@ impl Cache for MemoryCache {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("the value under {key} is not a counter"))?;
         entry.0 = (n + 1).to_string().into_bytes();
+        Ok(n + 1)
+    }
+
+    async fn count(&self, key: &str, ttl: Duration) -> anyhow::Result<i64> {
+        let mut values = self.values.lock().expect("values");
+        let now = Instant::now();
+        // Keep the map bounded by what is live.
+        if values.len() > 10_000 {
+            values.retain(|_, (_, until)| until.is_none_or(|u| u > now));
+        }
+        let k = self.key(key);
+        let n: i64 = match values.get(&k) {
+            Some((v, until)) if until.is_none_or(|u| u > now) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("the value under {key} is not a counter"))?,
+            _ => 0,
+        };
+        values.insert(k, ((n + 1).to_string().into_bytes(), Some(now + ttl)));
         Ok(n + 1)
     }
 
@@ -331,6 +358,26 @@ impl Cache for RedisCache {
     async fn incr(&self, key: &str) -> anyhow::Result<i64> {
         self.run(redis::cmd("INCR").arg(self.key(key)).clone())
             .await
+    }
+
+    async fn count(&self, key: &str, ttl: Duration) -> anyhow::Result<i64> {
+        let key = self.key(key);
+        let ms = ttl.as_millis().max(1) as u64;
+        // One round trip, applied as one: the count and its expiry never part.
+        let pipe = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ms)
+            .ignore()
+            .clone();
+        let mut c = self.conn().await?;
+        match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<(i64,)>(&mut c)).await {
+            Ok(r) => Ok(r?.0),
+            Err(_) => anyhow::bail!("Redis did not answer within {COMMAND_TIMEOUT:?}"),
+        }
     }
 
     async fn publish(&self, channel: &str, message: &[u8]) -> anyhow::Result<()> {

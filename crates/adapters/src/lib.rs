@@ -13,6 +13,7 @@ pub mod rabbit;
 pub mod sla;
 pub mod tasks;
 pub mod telemetry;
+pub mod throttle;
 pub mod views;
 
 pub use bus::{Bus, DeliveryError, Handler, QueueSpec};

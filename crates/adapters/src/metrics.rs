@@ -115,6 +115,9 @@ struct Inner {
     cache_hits: Counters,
     cache_misses: Counters,
 
+    throttle_refusals: Counters,
+    throttle_degraded: Counters,
+
     notifications_sent: Counters,
     notifications_failed: Counters,
     notifications_abandoned: Counters,
@@ -378,6 +381,17 @@ impl Metrics {
                 "Cache lookups that had to go to the source, by cache.",
             ),
 
+            throttle_refusals: counter(
+                r,
+                "throttle_refusals",
+                "Attempts answered 429 by a throttle (too many failures), by limit.",
+            ),
+            throttle_degraded: counter(
+                r,
+                "throttle_degraded",
+                "Throttle operations counted in this process only because the shared cache failed.",
+            ),
+
             notifications_sent: counter(
                 r,
                 "notifications_sent",
@@ -586,6 +600,21 @@ impl Metrics {
         } else {
             self.cache_miss(cache)
         }
+    }
+
+    // --- throttles (failed logins, failed API keys) ---
+
+    /// An attempt refused because `limit` (e.g. `login_account`) is exhausted.
+    pub fn throttle_refused(&self, limit: &str) {
+        self.0
+            .throttle_refusals
+            .get_or_create(&l([("limit", limit)]))
+            .inc();
+    }
+
+    /// A throttle fell back to its own process's count (the shared cache failed).
+    pub fn throttle_degraded(&self) {
+        self.0.throttle_degraded.get_or_create(&vec![]).inc();
     }
 
     // --- supervised background tasks ---

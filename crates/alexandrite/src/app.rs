@@ -182,7 +182,20 @@ fn crm_config(config: &Config, metrics: &adapters::metrics::Metrics) -> CrmConfi
         trace_url: config.telemetry.trace_url.clone(),
         sla: config.sla.clone(),
         metrics: metrics.clone(),
+        cache_url: config.cache.url.clone(),
+        cache_prefix: config.cache.prefix.clone(),
+        abuse: config.abuse.clone(),
     }
+}
+
+/// The gateway's edge: client addresses and the API-key throttle, counting
+/// in the shared cache.
+async fn edge(
+    config: &Config,
+    metrics: &adapters::metrics::Metrics,
+) -> anyhow::Result<gateway::Edge> {
+    let cache = adapters::cache::open(&config.cache.url, &config.cache.prefix).await?;
+    gateway::Edge::new(cache, &config.abuse, metrics.clone())
 }
 
 fn mes_config(config: &Config, metrics: &adapters::metrics::Metrics) -> MesConfig {
@@ -328,7 +341,8 @@ impl Application {
         let router = match role {
             Role::All => {
                 let auth = Arc::new(crm.as_ref().expect("all runs the crm").accounts());
-                gateway::wrap(services, auth, key.clone()).merge(health(checks))
+                let edge = edge(config, &metrics).await?;
+                gateway::wrap_with(services, auth, key.clone(), edge).merge(health(checks))
             }
             Role::Gateway => {
                 let (crm_url, mes_url) = (&config.gateway.crm_url, &config.gateway.mes_url);
@@ -344,10 +358,11 @@ impl Application {
                 // The notifier is not checked: without it the platform still
                 // takes and makes orders (only /api/v1/webhooks* answer 502).
                 let auth = Arc::new(gateway::HttpAuthenticator::new(crm_url, key.clone()));
-                gateway::wrap(
+                gateway::wrap_with(
                     gateway::proxy_router(crm_url, mes_url, notifier_url),
                     auth,
                     key.clone(),
+                    edge(config, &metrics).await?,
                 )
                 .merge(health(checks))
             }
@@ -533,7 +548,11 @@ impl Application {
                 }
             })
         });
-        axum::serve(self.listener, self.router)
+        // Each request knows its TCP peer: the throttles count by client address.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         if let Some(m) = metrics_server {

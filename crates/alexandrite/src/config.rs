@@ -38,6 +38,9 @@ pub struct Config {
     pub telemetry: TelemetrySection,
     /// Where `/metrics` is served (see README: Observability).
     pub metrics: MetricsSection,
+    /// Throttles of failed logins and API keys, and the trusted proxies
+    /// (`abuse.login_account.failures`, `abuse.trusted_proxies`, …).
+    pub abuse: adapters::throttle::AbusePolicy,
 }
 
 /// Who can read `/metrics` (`metrics.*`): never the public, unless it holds the token.
@@ -257,6 +260,7 @@ impl Default for Config {
             sla: domain::sla::SlaPolicy::default(),
             telemetry: TelemetrySection::default(),
             metrics: MetricsSection::default(),
+            abuse: adapters::throttle::AbusePolicy::default(),
         }
     }
 }
@@ -305,6 +309,7 @@ const TOP_LEVEL: &[&str] = &[
     "sla",
     "telemetry",
     "metrics",
+    "abuse",
 ];
 
 impl Config {

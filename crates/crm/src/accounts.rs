@@ -9,6 +9,8 @@ use domain::{Caller, Role};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 /// How long a browser session lasts.
@@ -65,9 +67,31 @@ pub struct NewUser<'a> {
 #[derive(Clone)]
 pub struct Accounts {
     db: Db,
+    /// Password checks made against [`dummy_hash`] (no such account).
+    dummy_checks: Arc<AtomicU64>,
 }
 
-fn sha256_hex(s: &str) -> String {
+/// A hash of no one's password, made with the same parameters as every
+/// stored one: a login for an address without an account checks against it,
+/// so it takes as long as a login for an address with one (the time would
+/// otherwise tell which addresses have accounts).
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::encode_b64(&{
+            let mut s = [0u8; 16];
+            rand::rng().fill_bytes(&mut s);
+            s
+        })
+        .expect("16 bytes is a valid salt");
+        Argon2::default()
+            .hash_password(random_token(16).as_bytes(), &salt)
+            .expect("hashing with the default parameters")
+            .to_string()
+    })
+}
+
+pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
@@ -96,7 +120,16 @@ pub fn normalise_email(email: &str) -> String {
 
 impl Accounts {
     pub fn new(db: Db) -> Self {
-        Accounts { db }
+        Accounts {
+            db,
+            dummy_checks: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many logins named no account and were checked against the dummy
+    /// hash (in this process, since it started).
+    pub fn dummy_checks(&self) -> u64 {
+        self.dummy_checks.load(Ordering::Relaxed)
     }
 
     /// Registers a person. The password is stored only as an argon2 hash.
@@ -199,7 +232,8 @@ impl Accounts {
         row.as_ref().map(caller_from_row).transpose()
     }
 
-    /// Checks a password; the caller on success.
+    /// Checks a password; the caller on success. An address without an
+    /// account costs the same argon2 check as one with (against a dummy hash).
     pub async fn verify_password(
         &self,
         email: &str,
@@ -211,12 +245,17 @@ impl Accounts {
         .bind(normalise_email(email))
         .fetch_optional(self.db.pool())
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
+        let hash: String = match &row {
+            Some(row) => row.try_get("password_hash")?,
+            None => {
+                self.dummy_checks.fetch_add(1, Ordering::Relaxed);
+                dummy_hash().to_string()
+            }
         };
-        let hash: String = row.try_get("password_hash")?;
         let password = password.to_string();
+        let span = tracing::Span::current();
         let ok = tokio::task::spawn_blocking(move || {
+            let _in = span.enter();
             PasswordHash::new(&hash).is_ok_and(|h| {
                 Argon2::default()
                     .verify_password(password.as_bytes(), &h)
@@ -225,11 +264,34 @@ impl Accounts {
         })
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-        if ok {
-            Ok(Some(caller_from_row(&row)?))
-        } else {
-            Ok(None)
+        match row {
+            Some(row) if ok => Ok(Some(caller_from_row(&row)?)),
+            _ => Ok(None),
         }
+    }
+
+    /// Tells the owner of `email` (by e-mail, through the notifier) that
+    /// someone tried to register their address. Nothing if it has no account.
+    pub async fn registration_attempted(&self, email: &str) -> Result<(), AccountError> {
+        let row = sqlx::query("SELECT email, name, lang FROM users WHERE email = $1")
+            .bind(normalise_email(email))
+            .fetch_optional(self.db.pool())
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let contact = domain::events::Contact {
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            language: row
+                .try_get::<Option<String>, _>("lang")?
+                .filter(|l| l == "en")
+                .unwrap_or_else(|| "ru".into()),
+            organisation: None,
+        };
+        let event = domain::events::RegistrationAttempted::now(contact);
+        let mut tx = self.db.begin_write().await?;
+        adapters::outbox::enqueue(&mut tx, &domain::events::Envelope::new("crm", &event)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Opens a browser session; returns the cookie value (stored only as a hash).
@@ -244,6 +306,13 @@ impl Accounts {
             .execute(self.db.pool())
             .await?;
         Ok(token)
+    }
+
+    /// A value shaped like a session cookie that opens no session: the
+    /// answer to registering a taken address looks like the answer to
+    /// registering a new one.
+    pub fn unused_session_token() -> String {
+        random_token(32)
     }
 
     pub async fn close_session(&self, token: &str) -> Result<(), sqlx::Error> {
@@ -307,5 +376,26 @@ impl web::Authenticator for Accounts {
         row.as_ref()
             .and_then(|r| caller_from_row(r).ok())
             .ok_or(web::identity::KeyRefused::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod dummy_tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_stored_one_costs() {
+        let dummy = PasswordHash::new(dummy_hash()).unwrap();
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let stored = Argon2::default()
+            .hash_password(b"password-123", &salt)
+            .unwrap();
+        assert_eq!(dummy.algorithm, stored.algorithm);
+        assert_eq!(dummy.version, stored.version);
+        assert_eq!(dummy.params, stored.params, "same memory, time and lanes");
+        assert!(
+            Argon2::default().verify_password(b"", &dummy).is_err(),
+            "no password opens it"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod orders;
 mod shop;
 pub mod sla;
+pub mod throttle;
 pub mod timeline;
 mod views;
 
@@ -41,6 +42,11 @@ pub struct CrmConfig {
     /// Deadlines per status: the overdue list and the managers' announcements.
     pub sla: domain::sla::SlaPolicy,
     pub metrics: adapters::metrics::Metrics,
+    /// The shared cache the login throttle counts in (`memory://`, `redis://…`).
+    pub cache_url: String,
+    pub cache_prefix: String,
+    /// How failed logins are throttled.
+    pub abuse: adapters::throttle::AbusePolicy,
 }
 
 /// What every CRM handler can reach.
@@ -51,6 +57,7 @@ pub struct CrmState {
     pub key: IdentityKey,
     pub cookie_secure: bool,
     pub trace_url: Option<String>,
+    pub logins: throttle::Logins,
 }
 
 impl FromRef<CrmState> for IdentityKey {
@@ -83,12 +90,19 @@ impl Crm {
         .await?;
         bus.declare(&consumer::QUEUE).await?;
         let relay = Relay::new(db.clone(), bus.clone(), "crm");
+        // Opened lazily: a Redis down at start degrades the throttle, not the CRM.
+        let cache = adapters::cache::open(&config.cache_url, &config.cache_prefix).await?;
+        let logins = throttle::Logins::new(
+            adapters::throttle::Throttle::new(cache, config.metrics.clone()),
+            config.abuse.clone(),
+        );
         let state = CrmState {
             accounts: Accounts::new(db.clone()),
             orders: Orders::new(db.clone(), relay.clone()),
             key,
             cookie_secure: config.cookie_secure,
             trace_url: config.trace_url.clone(),
+            logins,
         };
         let sla = sla::Sla::new(db.clone(), config.sla.clone(), config.metrics.clone());
         Ok(Crm {

@@ -2,7 +2,7 @@
 //! and the CRM back office for managers.
 
 use crate::CrmState;
-use crate::accounts::{AccountError, NewUser};
+use crate::accounts::{AccountError, Accounts, NewUser};
 use crate::api::get_fresh;
 use crate::views::OrderView;
 use askama::Template;
@@ -14,6 +14,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use domain::{Caller, OrderId, OrderStatus, Role};
 use serde::Deserialize;
 use web::assets::{Frame, path_of, render, safe_next};
+use web::client::ClientAddr;
 use web::identity::SESSION_COOKIE;
 use web::page::message;
 use web::{ApiForm, ApiQuery, Lang, ManagerPage, MaybeCaller, PageOrderId, SignedInPage, Texts};
@@ -105,13 +106,46 @@ fn session_cookie(state: &CrmState, token: String) -> Cookie<'static> {
         .build()
 }
 
+/// The login page again, with `error` and the `status` to answer.
+fn login_again(
+    lang: Lang,
+    uri: &OriginalUri,
+    f: LoginForm,
+    error: String,
+    status: StatusCode,
+) -> Response {
+    let frame = Frame::new(lang, None, path_of(uri));
+    let page = LoginPage {
+        t: frame.t,
+        error,
+        email: f.email,
+        next: f.next,
+        frame,
+    };
+    render(status, page)
+}
+
 pub async fn login(
     State(state): State<CrmState>,
     lang: Lang,
     jar: CookieJar,
     uri: OriginalUri,
+    ClientAddr(client): ClientAddr,
     ApiForm(f): ApiForm<LoginForm>,
 ) -> Result<Response, web::ApiError> {
+    // Checked before the password: an attempt while waiting is not an attempt.
+    if let Some(wait) = state.logins.waiting(&f.email, client).await {
+        let secs = adapters::throttle::retry_after_seconds(wait);
+        tracing::info!(%client, retry_after = secs, "login refused: too many failures");
+        let text = lang
+            .texts()
+            .too_many_attempts
+            .replace("{seconds}", &secs.to_string());
+        let mut r = login_again(lang, &uri, f, text, StatusCode::TOO_MANY_REQUESTS);
+        r.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+        return Ok(r);
+    }
     match state
         .accounts
         .verify_password(&f.email, &f.password)
@@ -119,6 +153,7 @@ pub async fn login(
         .map_err(anyhow::Error::from)?
     {
         Some(user) => {
+            state.logins.succeeded(&f.email).await;
             let token = state.accounts.open_session(&user).await?;
             let dest = if f.next.starts_with('/') {
                 safe_next(Some(&f.next))
@@ -129,15 +164,9 @@ pub async fn login(
             Ok((jar.add(session_cookie(&state, token)), Redirect::to(&dest)).into_response())
         }
         None => {
-            let frame = Frame::new(lang, None, path_of(&uri));
-            let page = LoginPage {
-                t: frame.t,
-                error: frame.t.login_failed.into(),
-                email: f.email,
-                next: f.next,
-                frame,
-            };
-            Ok(render(StatusCode::UNAUTHORIZED, page))
+            state.logins.failed(&f.email, client).await;
+            let error = lang.texts().login_failed.into();
+            Ok(login_again(lang, &uri, f, error, StatusCode::UNAUTHORIZED))
         }
     }
 }
@@ -222,7 +251,26 @@ pub async fn register(
             )
                 .into_response());
         }
-        Err(AccountError::Taken(_)) => t.register_failed_taken,
+        Err(AccountError::Taken(email)) => {
+            // Answered as a new address is (a redirect and a cookie of the
+            // same shape, naming no session), so the form tells no one who
+            // has an account; the owner is told by e-mail instead, at most
+            // once per period however often someone tries.
+            if state.logins.notice_due(&email).await {
+                state
+                    .accounts
+                    .registration_attempted(&email)
+                    .await
+                    .map_err(|e| web::ApiError::Internal(e.into()))?;
+            }
+            tracing::info!("registration of a taken address answered as a new one");
+            let decoy = Accounts::unused_session_token();
+            return Ok((
+                jar.add(session_cookie(&state, decoy)),
+                Redirect::to("/upload"),
+            )
+                .into_response());
+        }
         Err(AccountError::ShortPassword) => t.register_failed_short,
         Err(AccountError::BadEmail(_)) => t.register_failed_email,
         Err(AccountError::EmptyName) => t.register_failed_name,

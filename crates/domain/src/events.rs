@@ -324,6 +324,36 @@ pub struct OrderUpdated {
 }
 event!(OrderUpdated, "order.updated");
 
+/// crm → notifier: someone tried to register an address that already has an
+/// account. The shop answered them as for a new address; the owner is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationAttempted {
+    /// Names this notice: it is the envelope's `order_id`, though no order
+    /// is involved (every envelope names one; notices get a fresh id).
+    pub notice_id: OrderId,
+    /// The account's owner.
+    pub contact: Contact,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+impl Event for RegistrationAttempted {
+    const TYPE: &'static str = "account.registration_attempted";
+    fn order_id(&self) -> OrderId {
+        self.notice_id
+    }
+}
+
+impl RegistrationAttempted {
+    /// A notice to `contact`, now.
+    pub fn now(contact: Contact) -> RegistrationAttempted {
+        RegistrationAttempted {
+            notice_id: OrderId::new(),
+            contact,
+            at: crate::rfc3339(crate::now()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

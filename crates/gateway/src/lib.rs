@@ -19,13 +19,16 @@ use web::identity::{KeyRefused, Unavailable};
 use web::{ApiError, Authenticator, IdentityKey};
 
 pub mod csrf;
+pub mod throttle;
+pub use throttle::Edge;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
 struct Gate {
-    auth: Arc<dyn Authenticator>,
+    auth: Arc<CachedKeys>,
     key: IdentityKey,
+    edge: Edge,
 }
 
 /// 503 with Retry-After: the caller is not at fault and should try again.
@@ -42,6 +45,7 @@ fn unavailable() -> Response {
 
 /// Authenticates one request and stamps the signed identity on it.
 async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let client = gate.edge.client(&req);
     let caller = match req.headers().get(header::AUTHORIZATION) {
         Some(value) => {
             let key = value.to_str().ok().and_then(|v| {
@@ -49,11 +53,16 @@ async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) ->
                     .or_else(|| v.strip_prefix("bearer "))
             });
             match key.map(str::trim) {
-                Some(k) if !k.is_empty() => match gate.auth.by_api_key(k).await {
-                    Ok(c) => Some(c),
-                    Err(KeyRefused::Invalid) => return ApiError::BadKey.into_response(),
-                    Err(KeyRefused::Unavailable) => return unavailable(),
-                },
+                Some(k) if !k.is_empty() => {
+                    match gate
+                        .edge
+                        .api_key(&gate.auth, req.headers(), client, k)
+                        .await
+                    {
+                        Ok(c) => Some(c),
+                        Err(refused) => return refused,
+                    }
+                }
                 _ => {
                     return ApiError::BadRequest {
                         code: "bad_authorization",
@@ -72,6 +81,7 @@ async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) ->
         },
     };
     gate.key.stamp(req.headers_mut(), caller.as_ref());
+    web::client::stamp(&gate.key, req.headers_mut(), client);
     if let Some(c) = &caller {
         tracing::Span::current().record("user_id", tracing::field::display(c.user_id));
     }
@@ -101,8 +111,18 @@ pub fn traced(router: Router) -> Router {
 
 /// Wraps the services' routes with request ids, tracing and authentication.
 pub fn wrap(services: Router, auth: Arc<dyn Authenticator>, key: IdentityKey) -> Router {
+    wrap_with(services, auth, key, Edge::in_process())
+}
+
+/// [`wrap`], with the edge's client addresses and API-key throttle.
+pub fn wrap_with(
+    services: Router,
+    auth: Arc<dyn Authenticator>,
+    key: IdentityKey,
+    edge: Edge,
+) -> Router {
     let auth = Arc::new(CachedKeys::new(auth, KEY_TTL));
-    let gate = Gate { auth, key };
+    let gate = Gate { auth, key, edge };
     let services = services
         .layer(middleware::from_fn_with_state(gate, authenticate))
         .layer(middleware::from_fn(csrf::guard));
@@ -136,6 +156,15 @@ impl CachedKeys {
             ttl,
             keys: Default::default(),
         }
+    }
+}
+
+impl CachedKeys {
+    /// The caller `key` resolved to within its time, without asking anyone.
+    pub fn remembered(&self, key: &str) -> Option<domain::Caller> {
+        let keys = self.keys.lock().expect("keys");
+        let (at, caller) = keys.get(key)?;
+        (at.elapsed() < self.ttl).then(|| caller.clone())
     }
 }
 

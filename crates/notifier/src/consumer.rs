@@ -6,14 +6,14 @@ use crate::deliveries::{self, EMAIL, WEBHOOK};
 use adapters::bus::{DeliveryError, Handler, QueueSpec};
 use adapters::{Db, inbox};
 use async_trait::async_trait;
-use domain::events::{Envelope, Event, OrderUpdated};
+use domain::events::{Envelope, Event, OrderUpdated, RegistrationAttempted};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// The notifier's queue and what is routed to it.
 pub const QUEUE: QueueSpec = QueueSpec {
     name: "notifier.events",
-    bindings: &[OrderUpdated::TYPE],
+    bindings: &[OrderUpdated::TYPE, RegistrationAttempted::TYPE],
     delivery_limit: 20,
 };
 
@@ -52,6 +52,9 @@ pub struct NotifierConsumer {
 impl Handler for NotifierConsumer {
     #[tracing::instrument(name = "notifier.consume", skip_all, fields(order_id = %env.order_id, kind = %env.kind, event_id = %env.event_id))]
     async fn handle(&self, env: Envelope) -> Result<(), DeliveryError> {
+        if env.is::<RegistrationAttempted>() {
+            return crate::notices::consume(&self.db, &self.wake, CONSUMER, &env).await;
+        }
         if env.kind != OrderUpdated::TYPE {
             return Err(DeliveryError::Reject(format!(
                 "the notifier does not handle events of type {}",

@@ -359,6 +359,15 @@ impl Dispatcher {
             Ok(env) => {
                 span.record("order_id", tracing::field::display(env.order_id));
                 match channel.as_str() {
+                    EMAIL if env.is::<domain::events::RegistrationAttempted>() => {
+                        let sent =
+                            crate::notices::email(&self.mailer, &env, &target, id, attempts + 1);
+                        match sent.await {
+                            Ok(()) => Outcome::sent(None),
+                            Err((Some(reason), e)) => Outcome::abandon(reason, e),
+                            Err((None, e)) => Outcome::failed(e),
+                        }
+                    }
                     EMAIL => self.email(&env, &target, id, attempts + 1).await,
                     WEBHOOK => self.webhook(&env, &body, org.as_deref()).await,
                     other => {

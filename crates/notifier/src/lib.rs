@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod guard;
 pub mod mail;
 mod migrations;
+pub mod notices;
 pub mod signature;
 pub mod webhooks;
 

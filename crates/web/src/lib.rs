@@ -2,6 +2,7 @@
 //! passes it, the one error type, languages and texts, and the static assets.
 
 pub mod assets;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod fmt;

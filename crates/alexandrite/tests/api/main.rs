@@ -6,6 +6,7 @@ mod helpers;
 mod catalogue;
 mod cli;
 mod durability;
+mod hostile_abuse;
 mod hostile_edges;
 mod hostile_headers;
 mod hostile_geometry;
