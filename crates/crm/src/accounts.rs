@@ -225,8 +225,12 @@ impl Accounts {
     }
 
     pub async fn find_by_email(&self, email: &str) -> Result<Option<Caller>, sqlx::Error> {
+        let email = normalise_email(email);
+        if !web::text::is_email(&email) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT id, email, name, role, org FROM users WHERE email = $1")
-            .bind(normalise_email(email))
+            .bind(&email)
             .fetch_optional(self.db.pool())
             .await?;
         row.as_ref().map(caller_from_row).transpose()
@@ -239,12 +243,22 @@ impl Accounts {
         email: &str,
         password: &str,
     ) -> Result<Option<Caller>, AccountError> {
-        let row = sqlx::query(
-            "SELECT id, email, name, role, org, password_hash FROM users WHERE email = $1",
-        )
-        .bind(normalise_email(email))
-        .fetch_optional(self.db.pool())
-        .await?;
+        // Only an address of the shape we register can have an account (a NUL
+        // would not even reach PostgreSQL); no password we store is longer
+        // than MAX_PASSWORD. Either way the dummy check below still runs.
+        let email = normalise_email(email);
+        let plausible = web::text::is_email(&email) && password.len() <= web::text::MAX_PASSWORD;
+        let row = if plausible {
+            sqlx::query(
+                "SELECT id, email, name, role, org, password_hash FROM users WHERE email = $1",
+            )
+            .bind(&email)
+            .fetch_optional(self.db.pool())
+            .await?
+        } else {
+            None
+        };
+        let password: String = password.chars().take(web::text::MAX_PASSWORD).collect();
         let hash: String = match &row {
             Some(row) => row.try_get("password_hash")?,
             None => {
@@ -252,7 +266,6 @@ impl Accounts {
                 dummy_hash().to_string()
             }
         };
-        let password = password.to_string();
         let span = tracing::Span::current();
         let ok = tokio::task::spawn_blocking(move || {
             let _in = span.enter();

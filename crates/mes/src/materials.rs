@@ -34,6 +34,12 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<MaterialSnapshot>> {
 
 /// One active material by its code (case-insensitive).
 pub async fn find(db: &Db, code: &str) -> anyhow::Result<Option<MaterialSnapshot>> {
+    // Codes are short letters and digits: anything else names no material
+    // (and a NUL would not even reach PostgreSQL as text).
+    let code = code.trim();
+    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM materials WHERE code = $1 AND active = TRUE"
     ))

@@ -426,6 +426,34 @@ async fn text_is_checked_where_it_enters() {
             "{email:?} {name:?}"
         );
     }
+    // A NUL cannot reach PostgreSQL as text: it names no account and no material.
+    let r = c
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "eve\u{0}@example.com"),
+            ("password", "password-123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = c
+        .post(app.url("/login"))
+        .form(&[("email", "eve@example.com"), ("password", &long_password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .upload(
+            &app.b2b_key,
+            "ring.stl",
+            model("generated/cube_10mm_12tri.bin.stl"),
+            "AU585Y\u{0}",
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     for email in ["eve2@example.com", "eve3@example.com", "eve4@example.com"] {
         assert!(
             app.accounts.find_by_email(email).await.unwrap().is_none(),
