@@ -77,7 +77,10 @@ pub async fn open(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Cache>> {
     } else if url.starts_with("redis://") || url.starts_with("redis+unix://") {
         Ok(Arc::new(RedisCache::open(url, prefix)?))
     } else {
-        anyhow::bail!("unsupported cache URL '{url}': expected memory:// or redis://host:6379/0")
+        anyhow::bail!(
+            "unsupported cache URL '{}': expected memory:// or redis://host:6379/0",
+            crate::db::redact(url)
+        )
     }
 }
 

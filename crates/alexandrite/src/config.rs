@@ -524,11 +524,13 @@ fn secret_key(key: &str) -> bool {
         "token",
         "credential",
         "private_key",
-        "api_key",
-        "apikey",
     ]
     .iter()
     .any(|s| k.contains(s))
+        // `api_key` and `…_api_key` are secrets; `abuse.api_key_address` is a limit.
+        || k == "api_key"
+        || k == "apikey"
+        || k.ends_with("_api_key")
         || k == "pwd"
         || k.ends_with("_pwd")
 }

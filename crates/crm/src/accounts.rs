@@ -113,6 +113,21 @@ fn caller_from_row(row: &sqlx::any::AnyRow) -> Result<Caller, sqlx::Error> {
     })
 }
 
+/// Password hashes computed at once in this process: argon2 takes ~19 MiB and
+/// a core for ~0.1 s, so a burst of logins or registrations waits here
+/// instead of taking the machine's memory.
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// A turn to compute a password hash (see [`PASSWORD_CHECKS`]). Login takes it
+/// before it looks at the throttle, so requests racing in parallel see each
+/// other's failures instead of all passing one check.
+pub async fn password_check_turn() -> tokio::sync::SemaphorePermit<'static> {
+    PASSWORD_CHECKS
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
+
 /// Normalises an email for lookup: trimmed, lower case.
 pub fn normalise_email(email: &str) -> String {
     email.trim().to_lowercase()
@@ -162,6 +177,7 @@ impl Accounts {
             return Err(AccountError::BadOrg);
         }
         let password = new.password.to_string();
+        let _turn = password_check_turn().await;
         let hash = tokio::task::spawn_blocking(move || {
             let salt = SaltString::encode_b64(&{
                 let mut s = [0u8; 16];
@@ -238,6 +254,7 @@ impl Accounts {
 
     /// Checks a password; the caller on success. An address without an
     /// account costs the same argon2 check as one with (against a dummy hash).
+    /// The caller holds a [`password_check_turn`].
     pub async fn verify_password(
         &self,
         email: &str,

@@ -125,6 +125,28 @@ fn login_again(
     render(status, page)
 }
 
+/// The cookie a browser keeps once its owner logged in with a password: it
+/// names the account it was earned for (an HMAC of the address with the
+/// identity key), and lets that browser past the account's throttle wait.
+const DEVICE_COOKIE: &str = "alex_device";
+
+fn device_mark(state: &CrmState, email: &str) -> String {
+    let email = crate::accounts::normalise_email(email);
+    state
+        .key
+        .sign_bytes(format!("known-device:{email}").as_bytes())
+}
+
+fn device_cookie(state: &CrmState, email: &str) -> Cookie<'static> {
+    Cookie::build((DEVICE_COOKIE, device_mark(state, email)))
+        .path("/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.cookie_secure)
+        .max_age(time::Duration::days(365))
+        .build()
+}
+
 pub async fn login(
     State(state): State<CrmState>,
     lang: Lang,
@@ -133,8 +155,15 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     ApiForm(f): ApiForm<LoginForm>,
 ) -> Result<Response, web::ApiError> {
+    // A turn first, then the throttle, then the password, and the failure is
+    // recorded before the turn is given back: parallel guesses cannot all
+    // pass one look at the throttle.
+    let _turn = crate::accounts::password_check_turn().await;
+    let known_device = jar
+        .get(DEVICE_COOKIE)
+        .is_some_and(|c| c.value() == device_mark(&state, &f.email));
     // Checked before the password: an attempt while waiting is not an attempt.
-    if let Some(wait) = state.logins.waiting(&f.email, client).await {
+    if let Some(wait) = state.logins.waiting(&f.email, client, known_device).await {
         let secs = adapters::throttle::retry_after_seconds(wait);
         tracing::info!(%client, retry_after = secs, "login refused: too many failures");
         let text = lang
@@ -155,6 +184,7 @@ pub async fn login(
         Some(user) => {
             state.logins.succeeded(&f.email).await;
             let token = state.accounts.open_session(&user).await?;
+            let jar = jar.add(device_cookie(&state, &f.email));
             let dest = if f.next.starts_with('/') {
                 safe_next(Some(&f.next))
             } else {
@@ -164,7 +194,7 @@ pub async fn login(
             Ok((jar.add(session_cookie(&state, token)), Redirect::to(&dest)).into_response())
         }
         None => {
-            state.logins.failed(&f.email, client).await;
+            state.logins.failed(&f.email, client, known_device).await;
             let error = lang.texts().login_failed.into();
             Ok(login_again(lang, &uri, f, error, StatusCode::UNAUTHORIZED))
         }

@@ -36,9 +36,15 @@ impl Logins {
         Logins { throttle, policy }
     }
 
-    /// How long a login for `email` from `ip` must wait (None: try now).
-    pub async fn waiting(&self, email: &str, ip: IpAddr) -> Option<Duration> {
-        let by_account = self.throttle.waiting(&account(email)).await;
+    /// How long a login for `email` from `ip` must wait (None: try now). A
+    /// browser the owner logged in from before (`known_device`) is not held by
+    /// the account's wait — which a stranger can keep running — only by its
+    /// address's.
+    pub async fn waiting(&self, email: &str, ip: IpAddr, known_device: bool) -> Option<Duration> {
+        let by_account = match known_device {
+            true => None,
+            false => self.throttle.waiting(&account(email)).await,
+        };
         let by_address = self.throttle.waiting(&address(ip)).await;
         match (by_account, by_address) {
             (None, None) => None,
@@ -55,11 +61,14 @@ impl Logins {
     }
 
     /// Records a wrong password (or an unknown address) for `email` from `ip`.
-    pub async fn failed(&self, email: &str, ip: IpAddr) {
+    pub async fn failed(&self, email: &str, ip: IpAddr, known_device: bool) {
         let p = &self.policy;
-        self.throttle
-            .failed(&account(email), &p.login_account)
-            .await;
+        // The owner's own typos on their own browser do not lock the account.
+        if !known_device {
+            self.throttle
+                .failed(&account(email), &p.login_account)
+                .await;
+        }
         self.throttle.failed(&address(ip), &p.login_address).await;
     }
 
@@ -109,17 +118,19 @@ mod tests {
         let l = Logins::new(Throttle::in_process(), policy());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        l.failed("anna@example.com", ip).await;
-        l.failed(" ANNA@example.com", other).await;
+        l.failed("anna@example.com", ip, false).await;
+        l.failed(" ANNA@example.com", other, false).await;
         let wait = l
-            .waiting("anna@example.com", "192.0.2.3".parse().unwrap())
+            .waiting("anna@example.com", "192.0.2.3".parse().unwrap(), false)
             .await;
         assert!(
             wait.is_some_and(|w| w > Duration::from_secs(9) && w <= Duration::from_secs(10)),
             "the account's first wait, from any address: {wait:?}"
         );
+        // The owner's own browser is not held by the account's wait.
+        assert_eq!(l.waiting("anna@example.com", other, true).await, None);
         l.succeeded("Anna@Example.com").await;
-        assert_eq!(l.waiting("anna@example.com", other).await, None);
+        assert_eq!(l.waiting("anna@example.com", other, false).await, None);
     }
 
     #[tokio::test]
@@ -127,12 +138,13 @@ mod tests {
         let l = Logins::new(Throttle::in_process(), policy());
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         for who in ["a@x.test", "b@x.test", "c@x.test"] {
-            l.failed(who, ip).await;
+            l.failed(who, ip, false).await;
         }
         l.succeeded("a@x.test").await;
-        assert!(l.waiting("d@x.test", ip).await.is_some());
+        assert!(l.waiting("d@x.test", ip, true).await.is_some());
         assert_eq!(
-            l.waiting("d@x.test", "192.0.2.10".parse().unwrap()).await,
+            l.waiting("d@x.test", "192.0.2.10".parse().unwrap(), false)
+                .await,
             None
         );
     }

@@ -300,7 +300,7 @@ pub fn parse_filter(
         .map(|m| m.trim().to_ascii_uppercase())
         .filter(|m| !m.is_empty());
     if let Some(m) = &material
-        && (m.len() > 16 || !m.chars().all(|c| c.is_ascii_alphanumeric()))
+        && !materials::plausible_code(m)
     {
         return Err(ApiError::unprocessable(
             "unknown_material",

@@ -33,11 +33,17 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<MaterialSnapshot>> {
 }
 
 /// One active material by its code (case-insensitive).
+/// Whether `code` has the shape of a material code (2–16 letters, digits and
+/// `-`, as [`save`] accepts them): anything else names no material.
+pub fn plausible_code(code: &str) -> bool {
+    (2..=16).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 pub async fn find(db: &Db, code: &str) -> anyhow::Result<Option<MaterialSnapshot>> {
     // Codes are short letters and digits: anything else names no material
     // (and a NUL would not even reach PostgreSQL as text).
     let code = code.trim();
-    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !plausible_code(code) {
         return Ok(None);
     }
     let row = sqlx::query(&format!(
@@ -172,11 +178,7 @@ pub async fn save(
     actor: &str,
 ) -> Result<MaterialSnapshot, EditError> {
     let code = code.trim().to_ascii_uppercase();
-    if !(2..=16).contains(&code.len())
-        || !code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !plausible_code(&code) {
         return Err(EditError::BadCode);
     }
     check(edit)?;

@@ -37,12 +37,18 @@ pub async fn find(
     caller: &Caller,
     id: &str,
 ) -> anyhow::Result<Option<UploadRecord>> {
+    // Upload ids are UUIDs we handed out: anything else names no upload (and a
+    // NUL would not even reach PostgreSQL as text).
+    let Ok(id) = uuid::Uuid::parse_str(id.trim()) else {
+        return Ok(None);
+    };
+    let id = id.to_string();
     let row = sqlx::query(
         "SELECT id, object_key, size_bytes, file_name, expires_at_ms, used_by_order, multipart_id, part_bytes \
          FROM uploads \
          WHERE id = $1 AND tenant = $2",
     )
-    .bind(id)
+    .bind(&id)
     .bind(caller.tenant())
     .fetch_optional(state.db.pool())
     .await?;

@@ -127,6 +127,82 @@ async fn wrong_passwords_for_one_account_are_answered_429_and_the_owner_gets_bac
 }
 
 #[tokio::test]
+async fn a_stranger_keeping_the_account_waiting_does_not_stop_the_owners_own_browser() {
+    let app = spawn_with(|c| {
+        loose(c);
+        c.abuse.login_account = Limit {
+            failures: 2,
+            window_seconds: 600,
+            first_delay_ms: 60_000,
+            max_delay_seconds: 600,
+        };
+    })
+    .await;
+    customer(&app, "device@abuse.test", "right-password-1").await;
+    // The owner logged in from this browser once: it keeps the device cookie.
+    let owner = Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = |p: &'static str| [("email", "device@abuse.test"), ("password", p)];
+    let r = owner
+        .post(app.url("/login"))
+        .form(&form("right-password-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // A stranger (no cookie) makes the account wait a minute and more.
+    for _ in 0..3 {
+        login(&app, "device@abuse.test", "guess").await;
+    }
+    let r = login(&app, "device@abuse.test", "right-password-1").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fresh browser waits"
+    );
+    // The owner's browser is not held by the account's wait, and a typo of
+    // theirs does not lengthen it.
+    let r = owner
+        .post(app.url("/login"))
+        .form(&form("typo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = owner
+        .post(app.url("/login"))
+        .form(&form("right-password-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    // The cookie is worth nothing for another account.
+    customer(&app, "other@abuse.test", "right-password-2").await;
+    for _ in 0..3 {
+        login(&app, "other@abuse.test", "guess").await;
+    }
+    let r = owner
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "other@abuse.test"),
+            ("password", "right-password-2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn one_address_is_stopped_across_accounts_and_another_is_not() {
     let app = spawn_with(|c| {
         loose(c);
