@@ -90,17 +90,6 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
-pub(crate) fn file_name(raw: &str) -> String {
-    // Keep the last path component, printable, bounded: it is shown, never used as a path.
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    if clean.trim().is_empty() {
-        "model".into()
-    } else {
-        clean
-    }
-}
-
 async fn replay(
     state: &MesState,
     tenant: &str,
@@ -206,7 +195,7 @@ pub async fn accept(
                 .map_err(|e| anyhow::anyhow!("storing the model: {e}"))?;
             let stored = Stored {
                 object_key,
-                file_name: file_name(&name),
+                file_name: web::text::file_name(&name),
                 size,
                 content_sha,
                 format,

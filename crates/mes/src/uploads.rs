@@ -116,7 +116,7 @@ pub async fn create(
     if body.size_bytes > max {
         return Err(too_large(max));
     }
-    let file_name = crate::intake::file_name(body.file_name.as_deref().unwrap_or("model"));
+    let file_name = web::text::file_name(body.file_name.as_deref().unwrap_or("model"));
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("upload_id", id.as_str());
     // A generated key: nothing the client sends ends up in the object's name.

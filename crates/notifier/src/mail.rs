@@ -10,6 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 use web::Lang;
+use web::text::unsafe_char;
 
 /// A message's subject and plain-text body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,17 +46,6 @@ pub fn money_ru(m: &Money) -> String {
 pub const MAX_NAME_CHARS: usize = 100;
 /// The longest e-mail address (RFC 5321's path limit less the brackets).
 pub const MAX_ADDRESS_BYTES: usize = 254;
-
-/// Whether `c` must not reach a message as it is: control characters (CR, LF,
-/// NUL, DEL, C1), Unicode line and paragraph separators, and the bidirectional
-/// overrides that make a text read differently from what it holds.
-fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
-        )
-}
 
 /// `text` on one line: every unsafe character and run of whitespace becomes
 /// one space, the ends are trimmed, and at most `max_chars` characters are

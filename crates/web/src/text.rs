@@ -54,7 +54,7 @@ pub fn one_line(value: &str, max: usize, optional: bool) -> Result<String, TextE
     if v.chars().count() > max {
         return Err(TextError::TooLong(max));
     }
-    if v.chars().any(is_forbidden) {
+    if v.chars().any(unsafe_char) {
         return Err(TextError::Control);
     }
     Ok(v.to_string())
@@ -70,14 +70,21 @@ pub fn multi_line(value: &str, max: usize, optional: bool) -> Result<String, Tex
     if v.chars().count() > max {
         return Err(TextError::TooLong(max));
     }
-    if v.chars().any(|c| c != '\n' && c != '\r' && is_forbidden(c)) {
+    if v.chars().any(|c| c != '\n' && c != '\r' && unsafe_char(c)) {
         return Err(TextError::Control);
     }
     Ok(v.replace("\r\n", "\n"))
 }
 
-fn is_forbidden(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202E}' | '\u{202D}')
+/// A character no one-line text may hold: control characters, the Unicode
+/// line and paragraph separators, bidirectional embeddings, overrides and
+/// isolates (they reorder what a reader sees), and the zero-width no-break space.
+pub fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        )
 }
 
 /// Whether `email` (already trimmed and lower-cased) is an address of the plain
@@ -121,7 +128,7 @@ pub fn file_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let clean: String = base
         .chars()
-        .filter(|c| !is_forbidden(*c) && !matches!(c, '"' | '<' | '>' | '\\' | '/'))
+        .filter(|c| !unsafe_char(*c) && !matches!(c, '"' | '<' | '>' | '\\' | '/'))
         .take(MAX_FILE_NAME)
         .collect();
     let clean = clean.trim().trim_start_matches('.').to_string();
@@ -145,6 +152,8 @@ mod tests {
         );
         assert_eq!(one_line("a\u{0}b", 100, false), Err(TextError::Control));
         assert_eq!(one_line("a\u{2028}b", 100, false), Err(TextError::Control));
+        assert_eq!(one_line("a\u{2066}b", 100, false), Err(TextError::Control));
+        assert_eq!(one_line("a\u{feff}b", 100, false), Err(TextError::Control));
         assert_eq!(one_line("   ", 100, false), Err(TextError::Empty));
         assert_eq!(one_line("", 100, true), Ok(String::new()));
         assert_eq!(
