@@ -131,6 +131,38 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// A page, or a plain 500 (logged) if its template fails.
+pub fn render<T: askama::Template>(
+    status: axum::http::StatusCode,
+    page: T,
+) -> axum::response::Response {
+    match page.render() {
+        Ok(html) => (status, axum::response::Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The request's path and query, for the language switch and login redirects.
+pub fn path_of(uri: &axum::extract::OriginalUri) -> String {
+    uri.0
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// To the login page, coming back here afterwards.
+pub fn login_redirect(uri: &axum::extract::OriginalUri) -> axum::response::Response {
+    axum::response::Redirect::to(&format!("/login?next={}", urlencode(&path_of(uri))))
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe_next;
@@ -164,36 +196,4 @@ mod tests {
         assert_eq!(safe_next(None), "/");
         assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
     }
-}
-
-/// A page, or a plain 500 (logged) if its template fails.
-pub fn render<T: askama::Template>(
-    status: axum::http::StatusCode,
-    page: T,
-) -> axum::response::Response {
-    match page.render() {
-        Ok(html) => (status, axum::response::Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            )
-                .into_response()
-        }
-    }
-}
-
-/// The request's path and query, for the language switch and login redirects.
-pub fn path_of(uri: &axum::extract::OriginalUri) -> String {
-    uri.0
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into())
-}
-
-/// To the login page, coming back here afterwards.
-pub fn login_redirect(uri: &axum::extract::OriginalUri) -> axum::response::Response {
-    axum::response::Redirect::to(&format!("/login?next={}", urlencode(&path_of(uri))))
-        .into_response()
 }
